@@ -1,0 +1,35 @@
+"""Shared test setup: one CPU thread, an isolated model cache and data root per test session."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from wemem import params
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_env(tmp_path_factory: pytest.TempPathFactory):
+    torch.set_num_threads(1)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("WEMEM_CACHE", str(tmp_path_factory.mktemp("cache")))
+    mp.setenv("WEMEM_DATA", str(tmp_path_factory.mktemp("data")))
+    yield
+    mp.undo()
+
+
+TINY = {
+    "profile": "tiny",
+    "data_options": {"n_samples": 900, "n_features": 60, "n_classes": 6, "bitflip": 0.3},
+    "label_noise": 0.1,
+    "n_shadows": 1,
+    "seeds": [0],
+    "max_epochs": 4,
+    "finetune_epochs": 2,
+}
+
+
+@pytest.fixture
+def tiny_settings(tmp_path) -> params.Settings:
+    """A few-second synthetic setting with its own cache folder."""
+    return params.validate({**TINY, "cache_dir": str(tmp_path / "cache")})

@@ -1,0 +1,63 @@
+import pytest
+
+from wemem import params
+from wemem.errors import ParamsError
+
+
+def test_defaults_are_the_cpu_profile():
+    s = params.Settings()
+    assert s.profile == "cpu" and s.dataset == "synthetic" and s.arch == "fc"
+    assert s.pruning_rate == 0.6 and s.pruning_rounds == 5 and s.finetune_epochs == 21
+
+
+def test_validate_coerces_and_freezes():
+    s = params.validate({"pruning_rate": 0.5, "seeds": [1, 2], "lr": 1})
+    assert s.pruning_rate == 0.5 and s.seeds == (1, 2) and isinstance(s.lr, float)
+    with pytest.raises(AttributeError):
+        s.lr = 0.1  # frozen
+
+
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ({"epochs": 3}, ["unknown parameter 'epochs'", "max_epochs"]),
+        ({"dataset": "mnist"}, ["'dataset'", "'mnist'", "cifar10", "synthetic"]),
+        ({"pruning_rate": 1.5}, ["'pruning_rate'", "1.5", "[0.0, 1.0]"]),
+        ({"arch": 3}, ["'arch'", "expected a string"]),
+        ({"n_shadows": 0}, ["'n_shadows'", "range"]),
+        ({"seeds": []}, ["'seeds'", "non-empty list"]),
+        ({"stem_maxpool": "yes"}, ["'stem_maxpool'", "true or false"]),
+        ({"batch_size": 12.5}, ["'batch_size'", "integer"]),
+        ({"member_fraction": 0.0}, ["'member_fraction'", "(0.0"]),
+    ],
+)
+def test_bad_values_name_the_field_and_allowed(bad, words):
+    with pytest.raises(ParamsError) as e:
+        params.validate(bad)
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_settings_from_namespace_ignores_other_names():
+    ns = {"dataset": "digits", "arch": "resnet18", "In": [], "plt": object(), "profile": "tiny"}
+    s = params.settings_from(ns)
+    assert s.dataset == "digits" and s.arch == "resnet18" and s.profile == "tiny"
+
+
+def test_digest_depends_on_named_fields_only():
+    a = params.validate({"lr": 0.1})
+    b = params.validate({"lr": 0.1, "threads": 2})
+    assert a.digest("lr", "dataset") == b.digest("lr", "dataset")
+    assert a.digest() != b.digest()
+
+
+def test_load_params_file_rejects_non_mapping(tmp_path):
+    p = tmp_path / "x.yaml"
+    p.write_text("- 1\n- 2\n")
+    with pytest.raises(ParamsError, match="mapping"):
+        params.load_params_file(p)
+
+
+def test_settings_table_lists_every_field():
+    t = params.settings_table(params.Settings())
+    assert set(t.index) == set(params.FIELDS)

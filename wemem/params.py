@@ -1,0 +1,199 @@
+"""Validated, frozen settings for every notebook and the CLI.
+
+A notebook's ``parameters`` cell holds plain literals; its setup cell turns them into one frozen
+:class:`Settings` with :func:`settings_from`. Paper settings live only in ``params/`` files
+(STYLE.md, principle 3). An unknown key or a bad value raises :class:`~wemem.errors.ParamsError`
+naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wemem.errors import ParamsError
+
+PROFILES = ("cpu", "tiny", "paper")
+DATASET_NAMES = (
+    "cifar10",
+    "cifar100",
+    "cinic10",
+    "texas100",
+    "location30",
+    "purchase100",
+    "digits",
+    "synthetic",
+)
+ARCH_NAMES = ("resnet18", "vgg16bn", "densenet121", "fc")
+APPROACHES = ("l1_unstructured", "l1_structured", "l2_structured")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _choice(*allowed: Any) -> dict:
+    return {"allowed": allowed}
+
+
+def _range(lo: float | None, hi: float | None, *, lo_open: bool = False) -> dict:
+    return {"range": (lo, hi, lo_open)}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run depends on. Defaults are the offline ``cpu`` profile (spec cpu_scouting §4)."""
+
+    # run
+    profile: str = field(default="cpu", metadata=_choice(*PROFILES))
+    output_dir: str = ""
+    device: str = field(default="auto", metadata=_choice(*DEVICES))
+    threads: int = field(default=1, metadata=_range(1, 256))
+    seeds: tuple[int, ...] = (0,)
+    cache_dir: str = ""
+    # data (spec §5)
+    dataset: str = field(default="synthetic", metadata=_choice(*DATASET_NAMES))
+    data_options: Mapping[str, Any] = field(default_factory=dict)
+    label_noise: float = field(default=0.1, metadata=_range(0.0, 0.99))
+    noise_seed: int = 0
+    split_seed: int = 7
+    n_shadows: int = field(default=2, metadata=_range(1, 64))
+    member_fraction: float = field(default=0.9, metadata=_range(0.0, 1.0, lo_open=True))
+    dev_fraction: float = field(default=0.34, metadata=_range(0.0, 1.0, lo_open=True))
+    # model (spec §6.1)
+    arch: str = field(default="fc", metadata=_choice(*ARCH_NAMES))
+    width: float = field(default=1.0, metadata=_range(0.0, 16.0, lo_open=True))
+    stem_maxpool: bool = True
+    # training (spec §4.1, §10)
+    lr: float = field(default=1e-3, metadata=_range(0.0, 10.0, lo_open=True))
+    weight_decay: float = field(default=5e-4, metadata=_range(0.0, 10.0))
+    batch_size: int = field(default=128, metadata=_range(1, 1_000_000))
+    max_epochs: int = field(default=60, metadata=_range(1, 10_000))
+    patience: int = field(default=5, metadata=_range(0, 10_000))
+    # pruning (spec §4.2, §4.3)
+    pruning_approach: str = field(default="l1_unstructured", metadata=_choice(*APPROACHES))
+    pruning_rate: float = field(default=0.6, metadata=_range(0.0, 1.0))
+    pruning_rounds: int = field(default=5, metadata=_range(1, 100))
+    finetune_epochs: int = field(default=21, metadata=_range(1, 10_000))
+    # defense (this issue: Base only)
+    defense: str = field(default="base", metadata=_choice("base"))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["seeds"] = list(self.seeds)
+        out["data_options"] = dict(self.data_options)
+        return out
+
+    def digest(self, *keys: str) -> str:
+        """sha256 of the named fields (all fields when none are named)."""
+        d = self.to_dict()
+        sub = {k: d[k] for k in (keys or sorted(d))}
+        return hashlib.sha256(json.dumps(sub, sort_keys=True).encode()).hexdigest()
+
+
+FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Settings)}
+_TYPES = {
+    f.name: type(f.default) if f.default is not dataclasses.MISSING else dict
+    for f in FIELDS.values()
+}
+
+
+def _coerce(key: str, value: Any) -> Any:
+    """Check one value's type and allowed set or range; return it in canonical form."""
+    f = FIELDS[key]
+    want = _TYPES[key]
+    bad = None
+    if key == "seeds":
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = (value,)
+        if (
+            not isinstance(value, list | tuple)
+            or not value
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        ):
+            raise ParamsError(
+                f"parameter 'seeds' = {value!r}: expected a non-empty list of integers"
+            )
+        return tuple(int(v) for v in value)
+    if key == "data_options":
+        if not isinstance(value, Mapping):
+            raise ParamsError(f"parameter 'data_options' = {value!r}: expected a mapping")
+        return dict(value)
+    if want is bool:
+        if not isinstance(value, bool):
+            bad = "true or false"
+    elif want is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            bad = "an integer"
+    elif want is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            bad = "a number"
+        else:
+            value = float(value)
+    elif want is str and not isinstance(value, str):
+        bad = "a string"
+    if bad:
+        raise ParamsError(f"parameter '{key}' = {value!r}: expected {bad}")
+    meta = f.metadata
+    if "allowed" in meta and value not in meta["allowed"]:
+        allowed = ", ".join(map(str, meta["allowed"]))
+        raise ParamsError(f"parameter '{key}' = {value!r}: allowed values are {allowed}")
+    if "range" in meta:
+        lo, hi, lo_open = meta["range"]
+        low_bad = lo is not None and (value <= lo if lo_open else value < lo)
+        if low_bad or (hi is not None and value > hi):
+            left = "(" if lo_open else "["
+            raise ParamsError(f"parameter '{key}' = {value!r}: allowed range is {left}{lo}, {hi}]")
+    return value
+
+
+def validate(params: Mapping[str, Any]) -> Settings:
+    """Validate a mapping of parameters into frozen :class:`Settings` (unknown keys are errors)."""
+    if not isinstance(params, Mapping):
+        raise ParamsError(
+            f"parameters must be a mapping of name to value, got {type(params).__name__}"
+        )
+    unknown = sorted(set(params) - set(FIELDS))
+    if unknown:
+        raise ParamsError(
+            f"unknown parameter '{unknown[0]}'; allowed parameters are {', '.join(sorted(FIELDS))}"
+        )
+    return Settings(**{k: _coerce(k, v) for k, v in params.items()})
+
+
+def settings_from(namespace: Mapping[str, Any]) -> Settings:
+    """Collect the :class:`Settings` fields defined in a notebook's namespace and validate them.
+
+    Use in a notebook's setup cell as ``settings = wemem.params.settings_from(globals())``: every
+    variable of the ``parameters`` cell whose name is a settings field is taken, the rest ignored
+    (the runner has already rejected unknown keys in params files).
+    """
+    return validate({k: namespace[k] for k in FIELDS if k in namespace})
+
+
+def settings_table(settings: Settings):
+    """The effective settings as a two-column table (for the notebooks' setup cell)."""
+    import pandas as pd
+
+    d = settings.to_dict()
+    return pd.DataFrame({"parameter": list(d), "value": [repr(v) for v in d.values()]}).set_index(
+        "parameter"
+    )
+
+
+def load_params_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML params file into a mapping (``ParamsError`` when it is not one)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path}: not valid YAML ({e})") from e
+    if not isinstance(data, dict):
+        raise ParamsError(
+            f"{path}: expected a mapping of parameter: value, got {type(data).__name__}"
+        )
+    return data
