@@ -97,9 +97,17 @@ def test_iterative_pruning_masks_hold_through_finetuning_and_fold():
         seen.append((k, layer_sparsity(model, prunable_modules(model, "fc", "l1_unstructured"))))
 
     res = prune_and_finetune(
-        m, x, y, torch.arange(160), torch.arange(160, 240), arch="fc",
-        approach="l1_unstructured", rate=0.6, rounds=5,
-        config=TrainConfig(max_epochs=3, patience=10), on_round_end=on_round,
+        m,
+        x,
+        y,
+        torch.arange(160),
+        torch.arange(160, 240),
+        arch="fc",
+        approach="l1_unstructured",
+        rate=0.6,
+        rounds=5,
+        config=TrainConfig(max_epochs=3, patience=10),
+        on_round_end=on_round,
     )
     assert [r.round for r in res.rounds] == [0, 1, 2, 3, 4]
     assert [k for k, _ in seen] == [0, 1, 2, 3, 4]
@@ -115,8 +123,16 @@ def test_one_shot_is_a_single_round_at_the_final_rate():
     x, y = _data()
     m = build_model("fc", num_classes=3, in_features=16, width=0.25, seed=1)
     res = prune_and_finetune(
-        m, x, y, torch.arange(160), torch.arange(160, 240), arch="fc",
-        approach="l1_unstructured", rate=0.6, rounds=1, config=TrainConfig(max_epochs=2),
+        m,
+        x,
+        y,
+        torch.arange(160),
+        torch.arange(160, 240),
+        arch="fc",
+        approach="l1_unstructured",
+        rate=0.6,
+        rounds=1,
+        config=TrainConfig(max_epochs=2),
     )
     assert [r.sparsity for r in res.rounds] == [0.6]
     assert all(abs(v - 0.6) < 0.01 for v in res.layer_sparsity.values())

@@ -1,4 +1,4 @@
-"""The notebook runner: discovery, validation, execution as records, HTML reports, index.
+"""The notebook runner: discovery, validation, execution as records and the reports of runs.
 
 Three real papermill executions in this file (the fixture notebooks take a few seconds each):
 the reproduce batch shared by several tests, a re-run and a failing run. Other paths use a fake
@@ -20,14 +20,7 @@ import papermill
 import pytest
 
 from wemem.errors import ParamsError
-from wemem.runner import (
-    discover_runs,
-    export_html,
-    reproduce,
-    run_notebook,
-    validate_runs,
-    write_index,
-)
+from wemem.runner import discover_runs, reproduce, run_notebook, validate_runs
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -255,7 +248,8 @@ def test_rerun_replaces_cleanly(hello, tmp_path, monkeypatch):
     assert json.loads((out / "metrics.json").read_text())["hello"]["n"] == 2
     assert json.loads((out / "run.json").read_text())["parameters"] == {"n": 2}
     assert _hidden_entries(root) == []
-    assert sorted(p.name for p in (root / "reports").iterdir()) == [
+    # _static/ holds MathJax when jupyter-server-mathjax is installed (tests/test_reports.py)
+    assert sorted(p.name for p in (root / "reports").iterdir() if p.name != "_static") == [
         "00_hello-tiny.html",
         "index.html",
     ]
@@ -330,38 +324,3 @@ def test_reproduce_full_batch_writes_summary_with_variants(tmp_path, monkeypatch
     assert summary["total_seconds"] >= sum(r["seconds"] for r in summary["runs"])
     index = (root / "reports" / "index.html").read_text()
     assert index.index("00_hello-tiny.html") < index.index("00_hello-tiny-wide.html")
-
-
-# ----------------------------------------------------------------------------- reports
-
-
-def test_export_html_without_run_json_uses_notebook_metadata(tmp_path):
-    nb = nbformat.v4.new_notebook(
-        cells=[nbformat.v4.new_markdown_cell("Intro\n\n## 07 · A <b>title</b> ##\n\n# later")]
-    )
-    nb.metadata["papermill"] = {"duration": 75.2}
-    path = tmp_path / "cpu" / "07_x.ipynb"
-    path.parent.mkdir()
-    nbformat.write(nb, path)
-    export_html(path, tmp_path / "reports" / "07_x-cpu.html")
-    index = write_index(tmp_path / "reports").read_text()
-    assert "07 · A &lt;b&gt;title&lt;/b&gt;" in index
-    assert "<td>cpu</td>" in index and "1 min 15 s" in index
-
-
-def test_index_lists_reports_sorted_and_survives_foreign_files(tmp_path):
-    reports = tmp_path / "reports"
-    assert "No reports yet." in write_index(reports).read_text()
-    meta = {"title": "02 · Motivation", "notebook": "02_motivation", "run_name": "cpu-fast"}
-    meta |= {"start": "2025-03-01T10:20:00+00:00", "wall_seconds": 7384}
-    tag = json.dumps(meta).replace('"', "&quot;")
-    (reports / "02_motivation-cpu-fast.html").write_text(
-        f'<html><head><meta name="wemem-report" content="{tag}"></head></html>'
-    )
-    (reports / "01_foreign.html").write_text("<html>not ours</html>")
-    index = write_index(reports).read_text()
-    assert index.count("<tr><td>") == 2
-    assert index.index("01_foreign.html") < index.index("02_motivation-cpu-fast.html")
-    assert "2025-03-01 10:20 UTC" in index and "2 h 03 min" in index
-    assert '<a href="../02_motivation/cpu-fast/">files</a>' in index
-    assert "index.html" not in index.split("<tbody>")[1]

@@ -20,8 +20,14 @@ def _model(d=20, c=3, seed=0):
 def test_fit_learns_and_keeps_best_dev_state():
     x, y = _data()
     m = _model()
-    res, opts = fit(m, x, y, torch.arange(200), torch.arange(200, 300),
-                    config=TrainConfig(max_epochs=15, batch_size=32))
+    res, opts = fit(
+        m,
+        x,
+        y,
+        torch.arange(200),
+        torch.arange(200, 300),
+        config=TrainConfig(max_epochs=15, batch_size=32),
+    )
     assert res.best_dev_acc > 0.8
     assert set(opts) == {"main"}
     m.load_state_dict(res.best_state)
@@ -34,8 +40,14 @@ def test_fit_is_deterministic_on_cpu():
     runs = []
     for _ in range(2):
         m = _model(seed=3)
-        res, _ = fit(m, x, y, torch.arange(200), torch.arange(200, 300),
-                     config=TrainConfig(max_epochs=4, batch_size=32, seed=5))
+        res, _ = fit(
+            m,
+            x,
+            y,
+            torch.arange(200),
+            torch.arange(200, 300),
+            config=TrainConfig(max_epochs=4, batch_size=32, seed=5),
+        )
         runs.append((res.history, predict_proba(m, x, torch.arange(300))))
     assert [h["train_loss"] for h in runs[0][0]] == [h["train_loss"] for h in runs[1][0]]
     assert torch.equal(runs[0][1], runs[1][1])
@@ -52,8 +64,15 @@ def test_early_stopping_patience_semantics():
     # epoch 0 sets the best; epochs 1..patience+1 do not improve; stop once the counter > patience
     x, y = _data()
     for patience in (0, 2, 5):
-        res, _ = fit(_model(), x, y, torch.arange(200), torch.arange(200, 300),
-                     config=TrainConfig(max_epochs=50, patience=patience), hooks=_NeverImproves())
+        res, _ = fit(
+            _model(),
+            x,
+            y,
+            torch.arange(200),
+            torch.arange(200, 300),
+            config=TrainConfig(max_epochs=50, patience=patience),
+            hooks=_NeverImproves(),
+        )
         assert res.epochs_run == patience + 2
         assert res.best_epoch == 0
         assert res.stop_reason.startswith("early stop")
@@ -88,8 +107,15 @@ class _Window(Hooks):
 def test_hooks_choose_rows_batches_optimizers_and_stop_cleanly():
     x, y = _data()
     h = _Window()
-    res, opts = fit(_model(), x, y, torch.arange(200), torch.arange(200, 300),
-                    config=TrainConfig(max_epochs=10, patience=100, batch_size=32), hooks=h)
+    res, opts = fit(
+        _model(),
+        x,
+        y,
+        torch.arange(200),
+        torch.arange(200, 300),
+        config=TrainConfig(max_epochs=10, patience=100, batch_size=32),
+        hooks=h,
+    )
     assert res.epochs_run == 4 and res.stop_reason == "window empty at epoch 4"
     assert sorted(sum(h.seen, [])) == list(range(200))
     assert h.steps == {"a": 4, "b": 4}

@@ -1,4 +1,4 @@
-"""Run notebooks under papermill as records: discover, validate, execute, swap in, export HTML.
+"""Run notebooks under papermill as records: discover, validate, execute, swap in, report.
 
 A *run* is one execution of ``notebooks/<stem>.ipynb`` in a profile with the parameters of one
 file ``params/<profile>/<stem>[.<variant>].yaml``; its name is ``<profile>`` or
@@ -9,7 +9,7 @@ Each run executes into a temporary sibling folder ``outputs/<stem>/.tmp-<run>-<p
 moved to ``outputs/<stem>/<run>/`` only once complete (executed notebook, the files the notebook
 wrote, ``run.json``), so ``outputs/`` never holds a half-written run. The executed notebook is
 then exported to ``outputs/reports/<stem>-<run>.html`` and ``outputs/reports/index.html`` is
-rebuilt from the reports found there.
+rebuilt from the reports found there (both by :mod:`wemem.reports`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import fnmatch
-import html
 import json
 import logging
 import os
@@ -39,12 +38,12 @@ import yaml
 from wemem import __version__
 from wemem.errors import ParamsError
 from wemem.reporting import atomic_write_text, to_jsonable
+from wemem.reports import export_html, write_index  # re-exported: callers import them from here
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_PROFILE = "cpu"
 RESERVED_PARAMS = ("profile", "output_dir")  # injected by the runner, never set in params files
-REPORT_META = "wemem-report"  # name of the <meta> that carries a report's run description
 _NAME_RE = re.compile(r"^[A-Za-z0-9_]+(-[A-Za-z0-9_]+)*$")
 
 __all__ = [
@@ -441,161 +440,6 @@ def _keep_failed(executed: Path, spec: RunSpec, exc: BaseException) -> None:
     shutil.copy2(executed, keep)
     logger.error("%s [%s] failed; executed notebook kept at %s", spec.stem, spec.run_name, keep)
     exc.add_note(f"executed notebook kept at {keep}")
-
-
-# ----------------------------------------------------------------------------- reports
-
-
-def _first_heading(nb) -> str | None:
-    for cell in nb.cells:
-        if cell.cell_type != "markdown":
-            continue
-        for line in cell.source.splitlines():
-            match = re.match(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$", line)
-            if match and match.group(1):
-                return match.group(1)
-    return None
-
-
-def export_html(executed_nb: Path, dest: Path) -> Path:
-    """Export an executed notebook to a standalone HTML page at ``dest`` (written atomically).
-
-    Uses nbconvert's ``lab`` template; outputs keep their inline images and Markdown images are
-    embedded; cells tagged ``hide-input`` show only their output. The page's title is the first
-    Markdown heading, and a ``<meta name="wemem-report">`` carries the run's description (title,
-    run name, start, wall time; from ``run.json`` beside the notebook when present) for
-    :func:`write_index`.
-    """
-    from nbconvert import HTMLExporter
-    from nbconvert.preprocessors import TagRemovePreprocessor
-
-    executed_nb, dest = Path(executed_nb), Path(dest)
-    nb = nbformat.read(executed_nb, as_version=4)
-    title = _first_heading(nb) or executed_nb.stem
-    run_json = executed_nb.parent / "run.json"
-    run = json.loads(run_json.read_text(encoding="utf-8")) if run_json.exists() else {}
-    duration = nb.metadata.get("papermill", {}).get("duration")
-    meta = {
-        "title": title,
-        "notebook": run.get("notebook", executed_nb.stem),
-        "run_name": run.get("run_name", executed_nb.parent.name),
-        "start": run.get("start")
-        or dt.datetime.fromtimestamp(executed_nb.stat().st_mtime, dt.UTC).isoformat(),
-        "wall_seconds": run.get("wall_seconds", duration),
-    }
-
-    exporter = HTMLExporter(template_name="lab", embed_images=True)
-    exporter.register_preprocessor(
-        TagRemovePreprocessor(remove_input_tags={"hide-input"}), enabled=True
-    )
-    resources = {"metadata": {"name": title, "path": str(executed_nb.parent)}}
-    body, _ = exporter.from_notebook_node(nb, resources=resources)
-    tag = f'<meta name="{REPORT_META}" content="{html.escape(json.dumps(meta))}">'
-    body, n = re.subn(r"<head[^>]*>", lambda m: f"{m.group(0)}\n{tag}", body, count=1)
-    if not n:
-        body = tag + "\n" + body
-    atomic_write_text(dest, body)
-    logger.info("report: %s", dest)
-    return dest
-
-
-def _read_report_meta(path: Path) -> dict:
-    with path.open(encoding="utf-8", errors="replace") as f:
-        head = f.read(8192)
-    match = re.search(rf'<meta name="{REPORT_META}" content="([^"]*)"', head)
-    if match:
-        try:
-            return json.loads(html.unescape(match.group(1)))
-        except json.JSONDecodeError:
-            logger.warning("%s: unreadable %s meta", path, REPORT_META)
-    return {"title": path.stem}
-
-
-def _format_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
-    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
-
-
-def _format_start(start: str | None) -> str:
-    if not start:
-        return "–"
-    try:
-        when = dt.datetime.fromisoformat(start).astimezone(dt.UTC)
-    except ValueError:
-        return start
-    return when.strftime("%Y-%m-%d %H:%M UTC")
-
-
-_INDEX_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
-       max-width: 60rem; padding: 0 1rem; color: #222; }
-table { border-collapse: collapse; width: 100%; }
-th, td { text-align: left; padding: 0.4rem 0.8rem; border-bottom: 1px solid #ddd; }
-th { border-bottom: 2px solid #444; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-a { color: #0645ad; }
-"""
-
-
-def write_index(reports_dir: Path) -> Path:
-    """Write ``reports_dir/index.html``: one row per report (title, run, date, wall time).
-
-    Plain HTML with inline CSS and no external resources; rows sorted by notebook, then run name;
-    pages without wemem's ``<meta>`` are listed by file name. Each row also
-    links the run's folder (``../<stem>/<run>/``) when the report names its run.
-    """
-    reports_dir = Path(reports_dir)
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    reports = [
-        (_read_report_meta(path), path)
-        for path in reports_dir.glob("*.html")
-        if path.name != "index.html"
-    ]
-    # By notebook then run name ("tiny" before "tiny-wide"), which file names do not give.
-    reports.sort(key=lambda r: (r[0].get("notebook", r[1].stem), r[0].get("run_name", ""), r[1]))
-    esc = html.escape
-    rows = []
-    for meta, path in reports:
-        folder = ""
-        if meta.get("notebook") and meta.get("run_name"):
-            href = f"../{meta['notebook']}/{meta['run_name']}/"
-            folder = f'<a href="{esc(href)}">files</a>'
-        rows.append(
-            "<tr>"
-            f'<td><a href="{esc(path.name)}">{esc(str(meta.get("title", path.stem)))}</a></td>'
-            f"<td>{esc(str(meta.get('run_name', '–')))}</td>"
-            f"<td>{esc(_format_start(meta.get('start')))}</td>"
-            f'<td class="num">{esc(_format_seconds(meta.get("wall_seconds")))}</td>'
-            f"<td>{folder}</td>"
-            "</tr>"
-        )
-    body = "\n".join(rows) or '<tr><td colspan="5">No reports yet.</td></tr>'
-    page = f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>wemem reports</title>
-<style>{_INDEX_CSS}</style>
-</head>
-<body>
-<h1>wemem reports</h1>
-<p>Executed notebooks, one page per run. Generated {_utc_now().strftime("%Y-%m-%d %H:%M UTC")}
-by wemem {html.escape(__version__)}.</p>
-<table>
-<thead><tr><th>Notebook</th><th>Run</th><th>Date</th><th>Wall time</th><th>Outputs</th></tr></thead>
-<tbody>
-{body}
-</tbody>
-</table>
-</body>
-</html>
-"""
-    return atomic_write_text(reports_dir / "index.html", page)
 
 
 # ----------------------------------------------------------------------------- batches

@@ -1,0 +1,121 @@
+"""Every notebook runs under papermill with the tiny profile and writes what it promises;
+committed notebooks are clean; every params file validates against its notebook."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from wemem import params, runner
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+PROFILES = sorted(p.name for p in (ROOT / "params").iterdir() if p.is_dir())
+
+#: What each notebook promises to write (relative to its run folder), besides the executed copy.
+PROMISES = {
+    "00_overview": [
+        "metrics.json",
+        "tables/datasets.csv",
+        "tables/datasets.tex",
+        "tables/names.csv",
+    ],
+    "02_motivation": [
+        "metrics.json",
+        "tables/attacks.csv",
+        "tables/models.csv",
+        "tables/summary.csv",
+        "tables/splits.csv",
+        "figures/leakage_per_round.png",
+        "figures/leakage_per_round.pdf",
+        "figures/stage_comparison.png",
+        "figures/flipped_vs_clean.png",
+    ],
+}
+
+
+def test_every_notebook_has_promises():
+    assert {p.stem for p in NOTEBOOKS} == set(PROMISES)
+
+
+@pytest.fixture(scope="module")
+def tiny_batch(tmp_path_factory):
+    out = tmp_path_factory.mktemp("outputs")
+    results = runner.reproduce(
+        "tiny", outputs_root=out, notebooks_dir=ROOT / "notebooks", params_dir=ROOT / "params"
+    )
+    return out, results
+
+
+def test_tiny_profile_runs_every_notebook(tiny_batch):
+    out, results = tiny_batch
+    assert sorted(r["stem"] for r in results) == [p.stem for p in NOTEBOOKS]
+    for stem, files in PROMISES.items():
+        run_dir = out / stem / "tiny"
+        assert (run_dir / f"{stem}.ipynb").exists()
+        for f in files:
+            assert (run_dir / f).stat().st_size > 0, (stem, f)
+        assert (out / "reports" / f"{stem}-tiny.html").exists()
+    index = (out / "reports" / "index.html").read_text()
+    assert all(f"{p.stem}-tiny.html" in index for p in NOTEBOOKS)
+    assert json.loads((out / "reproduce-tiny.json").read_text())["total_seconds"] > 0
+
+
+def test_motivation_metrics_are_computed(tiny_batch):
+    out, _ = tiny_batch
+    m = json.loads((out / "02_motivation" / "tiny" / "metrics.json").read_text())
+    assert all(m["checks"].values())
+    assert set(m["claims"]["mean_auc"]) == {"dense", "one-shot", "iterative"}
+    nb = nbformat.read(out / "02_motivation" / "tiny" / "02_motivation.ipynb", as_version=4)
+    summary = nb.cells[-1].outputs[0]["data"]["text/markdown"]
+    assert f"{m['claims']['mean_auc']['iterative']:.3f}" in summary  # prose reads metrics.json
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_hygiene(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code), "outputs committed"
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one parameters cell"
+    names = runner.notebook_parameters(path)
+    assert {"profile", "output_dir"} <= names
+    number = path.stem.split("_")[0]
+    assert re.match(rf"# {number} · ", nb.cells[0].source), "title must start with '# NN · '"
+    for c in code:
+        tree = ast.parse(c.source)
+        assert not [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef)]
+        assert len(c.source.splitlines()) <= 25, "keep code cells short; move logic to wemem"
+    defaults = ast.literal_eval(
+        "{"
+        + ",".join(
+            f"{t.targets[0].id!r}: {ast.unparse(t.value)}" for t in ast.parse(tagged[0].source).body
+        )
+        + "}"
+    )
+    params.validate({k: v for k, v in defaults.items() if k in params.FIELDS})
+    assert defaults["profile"] == "cpu"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_params_files_validate_against_their_notebooks(profile):
+    runs = runner.discover_runs(
+        profile, notebooks_dir=ROOT / "notebooks", params_dir=ROOT / "params"
+    )
+    assert runs
+    runner.validate_runs(runs)
+    for spec in runs:
+        params.validate({k: v for k, v in spec.params.items() if k in params.FIELDS})
+
+
+def test_paper_profile_covers_the_six_datasets():
+    variants = {
+        p.name.split(".")[1] for p in (ROOT / "params" / "paper").glob("02_motivation.*.yaml")
+    }
+    datasets = {v.split("_")[0] for v in variants}
+    assert datasets == {"cifar10", "cifar100", "cinic10", "texas100", "location30", "purchase100"}
