@@ -13,8 +13,8 @@ import logging
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
+from wemem import progress as _progress
 from wemem.attacks import METRIC_ATTACKS, metric_attack
 from wemem.attacks.metrics import roc_auc
 from wemem.experiment import Experiment, ModelOutputs, pool_shadows
@@ -57,7 +57,7 @@ def attack_rows(
 
 
 def run(
-    settings: Settings, *, attacks=METRIC_ATTACKS, progress: bool = True
+    settings: Settings, *, attacks=METRIC_ATTACKS, progress: bool | None = None
 ) -> dict[str, pd.DataFrame]:
     """Dense vs one-shot vs iterative (per round) for every seed.
 
@@ -73,7 +73,7 @@ def run(
         for seed in settings.seeds
         for role in ["victim"] + [f"shadow{i}" for i in range(settings.n_shadows)]
     ]
-    bar = tqdm(total=len(jobs), desc="models", disable=not progress)
+    bar = _progress.tqdm(total=len(jobs), desc="models", disable=not _progress.enabled(progress))
     pool = None
     for seed in settings.seeds:
         exp = Experiment(settings, seed=seed, pool=pool)
@@ -158,6 +158,22 @@ def summarize(attacks: pd.DataFrame, models: pd.DataFrame) -> pd.DataFrame:
     mfin = models[(models.stage != "iterative") | (models["round"] == last)]
     acc = mfin.groupby("stage", sort=False)["test_acc"].agg(["mean", "std"]).add_prefix("test_acc_")
     return out.merge(acc.reset_index(), on="stage")
+
+
+def compact(summary: pd.DataFrame, *, metrics=("auc", "balanced_accuracy")) -> pd.DataFrame:
+    """Attack × stage table of "mean ± std" strings for the notebook (the CSV keeps full precision)."""
+    cells = {}
+    for m in metrics:
+        txt = (
+            summary[f"{m}_mean"].map("{:.3f}".format)
+            + " ± "
+            + summary[f"{m}_std"].fillna(0).map("{:.3f}".format)
+        )
+        cells[m] = summary.assign(v=txt).pivot(index="attack", columns="stage", values="v")
+    out = pd.concat(cells, axis=1)
+    order = [s for s in ("dense", "one-shot", "iterative") if s in summary.stage.values]
+    out = out.reindex(columns=[(m, s) for m in metrics for s in order])
+    return out.reindex(summary.attack.drop_duplicates())
 
 
 def claims(attacks: pd.DataFrame) -> dict:

@@ -375,6 +375,8 @@ def run_notebook(
 
     logger.info("running %s [%s]", spec.stem, spec.run_name)
     start, t0 = _utc_now(), time.perf_counter()
+    previous = os.environ.get("WEMEM_PROGRESS")
+    os.environ["WEMEM_PROGRESS"] = "0"  # the kernel inherits it: no progress bars in records
     try:
         papermill.execute_notebook(
             str(notebook),
@@ -416,6 +418,11 @@ def run_notebook(
             with contextlib.suppress(OSError):  # leave no empty outputs/<stem>/ behind
                 stem_dir.rmdir()
         raise
+    finally:
+        if previous is None:
+            os.environ.pop("WEMEM_PROGRESS", None)
+        else:
+            os.environ["WEMEM_PROGRESS"] = previous
     logger.info("%s [%s] done in %.1f s -> %s", spec.stem, spec.run_name, seconds, final)
 
     reports_dir = outputs_root / "reports"
