@@ -1,0 +1,119 @@
+"""File helpers for the data package: atomic writes, content keys and SHA256SUMS records.
+
+A dataset folder may hold ``SHA256SUMS`` (``<hex>  <relative path>`` per line, as written by
+``sha256sum``). :func:`wemem.data.fetch` (module ``download``) records it at the first fetch of
+a tabular set; later fetches and every parse of a raw file verify against it, so a silently
+replaced or truncated file is caught.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from wemem.errors import DataFormatError
+
+log = logging.getLogger(__name__)
+
+SUMS_NAME = "SHA256SUMS"
+_CHUNK = 1 << 20
+
+
+@contextlib.contextmanager
+def atomic_path(dest: Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``dest``; on success move it onto ``dest`` with os.replace.
+
+    Readers never see a half-written file; on error the temporary file is removed.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.chmod(tmp_path, 0o644)  # mkstemp creates 0600; data folders may be shared
+        os.replace(tmp_path, dest)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def prune_caches(folder: Path, keep: Path) -> None:
+    """Delete the ``.wemem_cache_*`` files in ``folder`` other than ``keep`` (stale raw files)."""
+    for old in folder.glob(".wemem_cache_*"):
+        if old != keep:
+            log.info("removing stale cache %s", old)
+            old.unlink(missing_ok=True)
+
+
+def digest_of(obj: object) -> str:
+    """sha256 hex of the canonical JSON of ``obj`` (sorted keys), the key used for caches."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def stat_key(paths: Iterable[Path]) -> list[tuple[str, int, int]]:
+    """(name, size, mtime_ns) of each file: cheap identity for cache keys of large raw files."""
+    return [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 hex of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_sums(folder: Path) -> dict[str, str]:
+    """The records of ``folder/SHA256SUMS`` as {relative path: hex}; {} when it does not exist."""
+    path = folder / SUMS_NAME
+    if not path.exists():
+        return {}
+    sums: dict[str, str] = {}
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split(maxsplit=1)
+        if len(parts) != 2 or len(parts[0]) != 64:
+            raise DataFormatError(
+                f"{path}: line {lineno} is {line!r}; expected '<64 hex digits>  <relative path>'"
+            )
+        sums[parts[1].strip().lstrip("*")] = parts[0].lower()
+    return sums
+
+
+def verify_sums(folder: Path, rels: Iterable[str]) -> None:
+    """Check each file in ``rels`` that has a SHA256SUMS record against it.
+
+    Raises DataFormatError naming the file, the recorded and the actual digest, and the fix.
+    """
+    sums = read_sums(folder)
+    for rel in rels:
+        if rel not in sums:
+            continue
+        actual = sha256_file(folder / rel)
+        if actual != sums[rel]:
+            raise DataFormatError(
+                f"{folder / rel}: sha256 {actual} differs from {sums[rel]} recorded in "
+                f"{folder / SUMS_NAME} at first fetch. Delete the file and run `wemem data fetch "
+                f"{folder.name}` again, or delete {SUMS_NAME} if you replaced it on purpose."
+            )
+
+
+def record_sums(folder: Path, rels: Iterable[str]) -> None:
+    """Add a SHA256SUMS record for each file in ``rels`` that has none yet (atomic rewrite)."""
+    sums = read_sums(folder)
+    new = {rel: sha256_file(folder / rel) for rel in rels if rel not in sums}
+    if not new:
+        return
+    sums.update(new)
+    with atomic_path(folder / SUMS_NAME) as tmp:
+        tmp.write_text("".join(f"{h}  {rel}\n" for rel, h in sorted(sums.items())))
+    log.info("recorded sha256 of %s in %s", ", ".join(sorted(new)), folder / SUMS_NAME)

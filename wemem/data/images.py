@@ -1,0 +1,196 @@
+"""Image loaders: CIFAR10/100 and CINIC-10 (spec §5.1) and the offline sklearn digits.
+
+Each returns a :class:`~wemem.data.registry.RawPool` whose ``x`` is one float32 tensor
+(N, C, H, W), the training pool P first and the test pool T after it. Conversion and normalisation
+are vectorised; no per-sample transform runs at training time. The paper uses no augmentation.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from sklearn.datasets import load_digits
+from torchvision.datasets import CIFAR10, CIFAR100, ImageFolder
+from torchvision.datasets.folder import IMG_EXTENSIONS
+from tqdm.auto import tqdm
+
+from wemem.data.files import atomic_path, digest_of, prune_caches, sha256_file
+from wemem.data.registry import DATASETS, RawPool, check_labels, require_files
+from wemem.data.tabular import split_pool
+from wemem.errors import DataFormatError
+
+log = logging.getLogger(__name__)
+
+CINIC_INDEX = "train_test_idx.pkl"
+_CINIC_CACHE_VERSION = 1
+
+
+def normalize_images(
+    x: np.ndarray | torch.Tensor, *, mean: tuple[float, ...], std: tuple[float, ...]
+) -> torch.Tensor:
+    """uint8 images (N, H, W, C) → float32 (N, C, H, W): ToTensor scaling, then Normalize.
+
+    Same arithmetic as torchvision's ``ToTensor()`` + ``Normalize(mean, std)``, done in one pass.
+    """
+    t = torch.as_tensor(x)
+    if t.dtype != torch.uint8 or t.ndim != 4 or t.shape[-1] != len(mean):
+        raise DataFormatError(
+            f"images: expected uint8 (N, H, W, {len(mean)}), got {t.dtype} {tuple(t.shape)}"
+        )
+    out = t.permute(0, 3, 1, 2).to(torch.float32).contiguous().div_(255.0)
+    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    return out.sub_(m).div_(s)
+
+
+def load_cifar(name: str, root: str | Path | None = None) -> RawPool:
+    """CIFAR10 or CIFAR100 through torchvision (``download=False``): P = 50,000, T = 10,000.
+
+    The expected files are checked first so a missing folder raises DatasetMissingError; files
+    that fail torchvision's md5 check raise DataFormatError.
+    """
+    info = DATASETS[name]
+    folder = require_files(name, root)
+    cls = CIFAR10 if name == "cifar10" else CIFAR100
+    xs, ys = [], []
+    for train in (True, False):
+        try:
+            ds = cls(str(folder), train=train, download=False)
+        except (RuntimeError, KeyError, pickle.UnpicklingError, EOFError) as exc:
+            raise DataFormatError(
+                f"{name}: torchvision could not read {folder / cls.base_folder} ({exc}); the files "
+                f"are corrupt or fail its md5 check. Delete that folder and run "
+                f"`wemem data fetch {name}`."
+            ) from exc
+        data = np.asarray(ds.data)
+        if data.dtype != np.uint8 or data.shape[1:] != (32, 32, 3):
+            raise DataFormatError(
+                f"{folder / cls.base_folder}: images are {data.dtype} {data.shape[1:]}; "
+                "expected uint8 (32, 32, 3)"
+            )
+        xs.append(data)
+        ys.append(np.asarray(ds.targets))
+    y = check_labels(
+        np.concatenate(ys), num_classes=info.num_classes, offset=0, source=folder / cls.base_folder
+    )
+    x = normalize_images(np.concatenate(xs), mean=info.mean, std=info.std)
+    return RawPool(x=x, y=y, n_train=len(xs[0]))
+
+
+def _listing(folder: Path) -> list[tuple[str, int]]:
+    """(class folder, number of image files) for an ImageFolder tree: a cheap cache key."""
+    return [
+        (d.name, sum(1 for f in d.iterdir() if f.suffix.lower() in IMG_EXTENSIONS))
+        for d in sorted(folder.iterdir())
+        if d.is_dir()
+    ]
+
+
+def _read_cinic_index(path: Path, n_train: int, n_test: int) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with open(path, "rb") as f:
+            obj = pickle.load(f)
+        train_idx, test_idx = (np.asarray(a).astype(np.int64, casting="same_kind") for a in obj)
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        ImportError,
+    ) as exc:
+        raise DataFormatError(
+            f"{path}: expected a pickle of (train_idx, test_idx) integer arrays ({exc})"
+        ) from exc
+    for label, idx, n in (("train_idx", train_idx, n_train), ("test_idx", test_idx, n_test)):
+        if idx.ndim != 1 or (idx.size and (idx.min() < 0 or idx.max() >= n)):
+            raise DataFormatError(
+                f"{path}: {label} must be a 1-D array of indices in 0..{n - 1} "
+                f"(the folder holds {n} images)"
+            )
+    return train_idx, test_idx
+
+
+def _decode(samples: list[tuple[str, int]], desc: str) -> np.ndarray:
+    x = np.empty((len(samples), 32, 32, 3), dtype=np.uint8)
+    for k, (path, _) in enumerate(tqdm(samples, desc=desc, mininterval=5.0)):
+        with Image.open(path) as im:
+            arr = np.asarray(im.convert("RGB"))
+        if arr.shape != (32, 32, 3):
+            raise DataFormatError(f"{path}: image is {arr.shape[:2]}; expected 32x32")
+        x[k] = arr
+    return x
+
+
+def _build_cinic(folder: Path) -> dict[str, object]:
+    try:
+        train = ImageFolder(str(folder / "train"))
+        test = ImageFolder(str(folder / "test"))
+    except FileNotFoundError as exc:
+        raise DataFormatError(f"cinic10: {exc}; expected class sub-folders of PNG images") from exc
+    if train.classes != test.classes or len(train.classes) != DATASETS["cinic10"].num_classes:
+        raise DataFormatError(
+            f"{folder}: train/ has classes {train.classes} and test/ has {test.classes}; "
+            "expected the same 10 class folders"
+        )
+    index = folder / CINIC_INDEX
+    if index.exists():
+        train_idx, test_idx = _read_cinic_index(index, len(train), len(test))
+    else:
+        log.warning("cinic10: %s not found; using all train/ and test/ images in order", index)
+        train_idx, test_idx = np.arange(len(train)), np.arange(len(test))
+    samples = [train.samples[i] for i in train_idx] + [test.samples[i] for i in test_idx]
+    x = _decode(samples, desc="decoding CINIC-10")
+    y = np.array([target for _, target in samples], dtype=np.int64)
+    return {"x": torch.from_numpy(x), "y": torch.from_numpy(y), "n_train": len(train_idx)}
+
+
+def load_cinic(root: str | Path | None = None) -> RawPool:
+    """CINIC-10 from ImageFolder trees ``train/`` and ``test/`` (``valid/`` is unused).
+
+    With ``train_test_idx.pkl``: P = train images in train_idx order (90,000), T = test images at
+    test_idx (31,499). Without it: all train images, then all test images, in folder order. The
+    decoded uint8 images are cached in ``.wemem_cache_<digest>.pt`` (keyed on the folder listing
+    and the index file's sha256), so PIL decoding happens once.
+    """
+    info = DATASETS["cinic10"]
+    folder = require_files("cinic10", root)
+    index = folder / CINIC_INDEX
+    key = digest_of(
+        {
+            "version": _CINIC_CACHE_VERSION,
+            "train": _listing(folder / "train"),
+            "test": _listing(folder / "test"),
+            "index": sha256_file(index) if index.exists() else None,
+        }
+    )
+    cache = folder / f".wemem_cache_{key}.pt"
+    if cache.exists():
+        log.info("cinic10: reading decoded images from %s", cache)
+        data = torch.load(cache, weights_only=True)
+    else:
+        data = _build_cinic(folder)
+        with atomic_path(cache) as tmp:
+            torch.save(data, tmp)
+        prune_caches(folder, keep=cache)
+        log.info("cinic10: cached decoded images in %s", cache)
+    y = check_labels(data["y"].numpy(), num_classes=info.num_classes, offset=0, source=folder)
+    x = normalize_images(data["x"], mean=info.mean, std=info.std)
+    return RawPool(x=x, y=y, n_train=int(data["n_train"]))
+
+
+def load_digits_pool(*, pool_seed: int) -> RawPool:
+    """sklearn's 8x8 digits (1,797 images, 10 classes), scaled to [0, 1], as (N, 1, 8, 8).
+
+    P/T is a seeded 80/20 split (1,437 / 360), as for the tabular sets.
+    """
+    bunch = load_digits()
+    x = (np.asarray(bunch.images, dtype=np.float32) / 16.0)[:, None, :, :]
+    y = np.asarray(bunch.target, dtype=np.int64)
+    order, n_train = split_pool(len(y), seed=pool_seed)
+    return RawPool(x=torch.from_numpy(np.ascontiguousarray(x[order])), y=y[order], n_train=n_train)
