@@ -25,6 +25,16 @@ PROMISES = {
         "tables/datasets.tex",
         "tables/names.csv",
     ],
+    "01_memorization_scores": [
+        "metrics.json",
+        "tables/memscores.csv",
+        "tables/flip_recovery.csv",
+        "tables/convergence.csv",
+        "tables/tau.csv",
+        "figures/memscore_distributions.png",
+        "figures/memscore_convergence.png",
+        "figures/memscore_grid.png",  # the tiny profile uses digits
+    ],
     "02_motivation": [
         "metrics.json",
         "tables/attacks.csv",
@@ -64,6 +74,15 @@ def test_tiny_profile_runs_every_notebook(tiny_batch):
     index = (out / "reports" / "index.html").read_text()
     assert all(f"{p.stem}-tiny.html" in index for p in NOTEBOOKS)
     assert json.loads((out / "reproduce-tiny.json").read_text())["total_seconds"] > 0
+
+
+def test_memorization_checks_pass_and_prose_reads_metrics(tiny_batch):
+    out, _ = tiny_batch
+    m = json.loads((out / "01_memorization_scores" / "tiny" / "metrics.json").read_text())
+    assert m["checks"]["flipped_labels_rank_on_top"] and all(m["checks"].values())
+    nb = nbformat.read(out / "01_memorization_scores" / "tiny" / "01_memorization_scores.ipynb", 4)
+    summary = nb.cells[-1].outputs[0]["data"]["text/markdown"]
+    assert f"{m['fz_vs_kfold_spearman']:.3f}" in summary
 
 
 def test_motivation_metrics_are_computed(tiny_batch):

@@ -122,7 +122,7 @@ class Experiment:
         self.roles = ["victim"] + [f"shadow{i}" for i in range(settings.n_shadows)]
         shape = tuple(self.pool.x.shape[1:])
         self._in_channels = shape[0] if len(shape) == 3 else 3
-        self._in_features = shape[0] if len(shape) == 1 else None
+        self._in_features = int(np.prod(shape))  # the FC model flattens its input (images too)
 
     # ---- splits and models -------------------------------------------------------------------
     def split(self, role: str) -> wdata.ModelSplit:

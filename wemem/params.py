@@ -79,6 +79,12 @@ class Settings:
     pruning_rate: float = field(default=0.6, metadata=_range(0.0, 1.0))
     pruning_rounds: int = field(default=5, metadata=_range(1, 100))
     finetune_epochs: int = field(default=21, metadata=_range(1, 10_000))
+    # memorization scores (spec §3): estimator and its budget
+    memscore_method: str = field(default="fz", metadata=_choice("fz", "kfold", "released"))
+    memscore_models: int = field(default=16, metadata=_range(2, 100_000))
+    memscore_ratio: float = field(default=0.7, metadata=_range(0.0, 0.99, lo_open=True))
+    memscore_epochs: int = field(default=20, metadata=_range(1, 10_000))
+    memscore_file: str = ""
     # defense (this issue: Base only)
     defense: str = field(default="base", metadata=_choice("base"))
 

@@ -96,3 +96,64 @@ def flipped_vs_clean(attacks: pd.DataFrame, *, attack: str = "conf"):
     ax.set_ylabel(f"{label(attack)} AUC")
     ax.legend(title=None, fontsize=8)
     return fig
+
+
+def memscore_distributions(score, labels, flipped, *, max_classes: int = 10):
+    """Left: mem-score histogram of flipped-label vs clean samples; right: per-class boxplots."""
+    import numpy as np
+
+    fig, (ax0, ax1) = plt.subplots(
+        1, 2, figsize=(10, 3.6), constrained_layout=True, gridspec_kw={"width_ratios": [1, 1.6]}
+    )
+    bins = np.linspace(0, 1, 41)
+    ax0.hist(score[~flipped], bins=bins, alpha=0.7, density=True, label="clean labels")
+    if flipped.any():
+        ax0.hist(score[flipped], bins=bins, alpha=0.7, density=True, label="flipped labels")
+    ax0.set_xlabel("mem-score (min–max normalized)")
+    ax0.set_ylabel("density")
+    ax0.legend(fontsize=8)
+    classes = np.unique(labels)[:max_classes]
+    df = pd.DataFrame({"score": score, "class": labels, "flipped": flipped})
+    df = df[df["class"].isin(classes)]
+    sns.boxplot(data=df, x="class", y="score", color="#9ecae1", fliersize=1.5, ax=ax1)
+    ax1.set_ylabel("mem-score")
+    ax1.set_xlabel(f"class (first {len(classes)})")
+    return fig
+
+
+def memscore_grid(images, score, labels, clean_labels, *, k: int = 12):
+    """The k most and the k least memorized images, with their (training) label; a flipped label
+    shows as 'y (was y0)'."""
+    import numpy as np
+
+    order = np.argsort(-score, kind="stable")
+    picks = [("most memorized", order[:k]), ("least memorized", order[::-1][:k])]
+    fig, axes = plt.subplots(2, k, figsize=(1.1 * k, 3.0), constrained_layout=True)
+    for row, (title, idx) in enumerate(picks):
+        for col, i in enumerate(idx):
+            ax = axes[row, col]
+            ax.imshow(np.asarray(images[i]).squeeze(), cmap="gray_r")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            text = (
+                f"{labels[i]}"
+                if labels[i] == clean_labels[i]
+                else f"{labels[i]} (was {clean_labels[i]})"
+            )
+            ax.set_title(f"{text}\n{score[i]:.2f}", fontsize=7)
+        axes[row, 0].set_ylabel(title, fontsize=8)
+    return fig
+
+
+def memscore_convergence(conv: pd.DataFrame, *, agreement: float | None = None):
+    """Spearman of the k-model estimate with the full estimate, against k (log scale)."""
+    fig, ax = plt.subplots(figsize=(5, 3.4), constrained_layout=True)
+    ax.plot(conv["k"], conv["spearman"], "o-", label="FZ, first k models vs all")
+    if agreement is not None:
+        ax.axhline(agreement, ls="--", color="grey", label="FZ vs k-fold proxy")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("models K")
+    ax.set_ylabel("Spearman ρ")
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8)
+    return fig

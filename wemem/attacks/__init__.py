@@ -20,13 +20,22 @@ from numpy.typing import NDArray
 
 from wemem.attacks.metrics import accuracy, balanced_accuracy, roc_auc, tpr_at_fpr
 from wemem.attacks.signals import SIGNALS
+from wemem.attacks.suite import ALL_ATTACKS, CLASSIFIER_ATTACKS, run
 from wemem.attacks.threshold import best_threshold, per_class_thresholds
 from wemem.errors import ParamsError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["METRIC_ATTACKS", "PER_CLASS", "metric_attack", "run_metric_attacks"]
+__all__ = [
+    "ALL_ATTACKS",
+    "CLASSIFIER_ATTACKS",
+    "METRIC_ATTACKS",
+    "PER_CLASS",
+    "metric_attack",
+    "run",
+    "run_metric_attacks",
+]
 
 METRIC_ATTACKS = ("conf", "entr", "mentr", "hconf")
 """The paper's four metric-based attacks (lower-case paper names)."""
