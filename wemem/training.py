@@ -85,6 +85,28 @@ class Hooks:
     ) -> torch.Tensor:
         return F.cross_entropy(logits, targets)
 
+    def bind(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        train_rows: torch.Tensor,
+        dev_rows: torch.Tensor,
+    ) -> None:
+        """Called once at the start of a fit, before ``make_optimizers``: defenses that need the
+        model or the data (ADV's reference set, DP-SGD's per-sample gradients) keep them here."""
+
+    def backward(self, loss: torch.Tensor, batch: Batch, epoch: int) -> None:
+        """Back-propagate one batch's loss (DP ghost clipping replaces this)."""
+        loss.backward()
+
+    def after_step(self, model: nn.Module, batch: Batch, epoch: int) -> None:
+        """Called after every optimizer step (e.g. an adversary's own update, or re-applying a
+        sparsity mask that a wrapped optimizer does not know about)."""
+
+    def unbind(self, model: nn.Module) -> None:
+        """Called once at the end of a fit (remove hooks added in ``bind``)."""
+
     def empty_reason(self, epoch: int) -> str:
         return f"no training rows at epoch {epoch}"
 
@@ -191,6 +213,7 @@ def fit(
     device = x.device
     train_rows = torch.as_tensor(train_rows, dtype=torch.long, device=device)
     dev_rows = torch.as_tensor(dev_rows, dtype=torch.long, device=device)
+    hooks.bind(model, x, y, train_rows, dev_rows)
     if optimizers is None:
         optimizers = hooks.make_optimizers(model, config)
     torch.manual_seed(config.seed)
@@ -216,8 +239,9 @@ def fit(
             with autocast(device):
                 logits = model(x[batch.rows])
             loss = hooks.loss(logits.float(), y[batch.rows], batch, epoch)
-            loss.backward()
+            hooks.backward(loss, batch, epoch)
             opt.step()
+            hooks.after_step(model, batch, epoch)
             total += loss.detach() * len(batch.rows)
             n_seen += len(batch.rows)
         train_seconds = time.perf_counter() - te
@@ -242,6 +266,7 @@ def fit(
         if bad > config.patience:
             stop = f"early stop: dev accuracy did not improve for {bad} epochs"
             break
+    hooks.unbind(model)
     result = FitResult(
         best_dev_acc=best_acc,
         best_epoch=best_epoch,
