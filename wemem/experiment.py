@@ -54,6 +54,8 @@ class ModelOutputs:
     flipped_out: np.ndarray
     train_acc: float
     test_acc: float
+    sens_in: np.ndarray | None = None  # (n_in, C) posterior sensitivity, when an attack needs it
+    sens_out: np.ndarray | None = None
 
     @property
     def members(self) -> tuple[np.ndarray, np.ndarray]:
@@ -282,6 +284,36 @@ class Experiment:
             per_round=entry["per_round"],
             summary=entry["summary"],
             state=entry["state"],
+        )
+
+    def memscores(self):
+        """Mem-scores of the training pool (:func:`wemem.memscores.compute`, cached)."""
+        if getattr(self, "_memscores", None) is None:
+            from wemem import memscores
+
+            self._memscores = memscores.compute(self)
+        return self._memscores
+
+    def defended(self, role: str, defense: str, *, one_shot: bool = False, **settings) -> PrunedRun:
+        """Prune the role's dense model with a named defense (victim and shadows alike: the
+        adaptive attacker's shadows use the same defense and settings, spec §6.3).
+
+        ``settings`` are the defense's own (e.g. ``width``, ``step``, ``tau``, ``lambda_r``); they
+        and, for the WeMem methods, a digest of the mem-scores enter the cache key.
+        """
+        from wemem import defenses
+
+        spec = defenses.defense_spec(defense, **settings)
+        factory = Hooks
+        if defense != "base":
+            ms = self.memscores()
+            labels = self.pool.y[: self.pool.n_train].cpu().numpy()
+            factory = defenses.make_hooks_factory(
+                defense, scores=ms.score, labels=labels, **settings
+            )
+            spec = {**spec, "memscores": hashlib.sha256(ms.score.tobytes()).hexdigest()}
+        return self.pruned(
+            role, one_shot=one_shot, defense=defense, hooks_factory=factory, defense_spec=spec
         )
 
     def load_pruned_model(self, run: PrunedRun, role: str) -> nn.Module:

@@ -157,3 +157,75 @@ def memscore_convergence(conv: pd.DataFrame, *, agreement: float | None = None):
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize=8)
     return fig
+
+
+def roc_curves(frames: dict[str, pd.DataFrame], *, attacks=None):
+    """Log-log ROC curves of each attack, one panel per stage (``frames[stage]`` from
+    :func:`wemem.adaptive.evaluate`, whose ``attrs['roc']`` holds the curves)."""
+    import numpy as np
+
+    fig, axes = plt.subplots(
+        1, len(frames), figsize=(4.6 * len(frames), 4), squeeze=False, constrained_layout=True
+    )
+    for ax, (stage, df) in zip(axes[0], frames.items(), strict=True):
+        names = attacks or list(df.attack)
+        palette = sns.color_palette("tab20", n_colors=len(names))
+        for color, name in zip(palette, names, strict=True):
+            fpr, tpr = df.attrs["roc"][name]
+            auc = float(df.set_index("attack").loc[name, "auc"])
+            ax.plot(
+                np.maximum(fpr, 1e-4),
+                np.maximum(tpr, 1e-4),
+                color=color,
+                lw=1.2,
+                label=f"{label(name)} ({auc:.2f})",
+            )
+        ax.plot([1e-4, 1], [1e-4, 1], ls="--", color="grey", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(1e-3, 1)
+        ax.set_ylim(1e-3, 1)
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        ax.set_title(f"{stage} victim")
+        ax.legend(fontsize=6.5, loc="lower right")
+    return fig
+
+
+def memscore_leakage(
+    leak: pd.DataFrame, *, attacks=("conf", "mentr", "nn", "samia", "lira"), fpr: float = 0.05
+):
+    """TPR at a fixed FPR per mem-score decile of the victim's members, per attack."""
+    fig, ax = plt.subplots(figsize=(6, 3.6), constrained_layout=True)
+    for name in [a for a in attacks if a in set(leak.attack)]:
+        d = leak[leak.attack == name]
+        ax.plot(d["bin"], d["tpr_at_fpr"], "o-", label=label(name))
+    ax.axhline(fpr, ls="--", color="grey", lw=0.8, label="chance")
+    ax.set_xlabel("mem-score decile of the member (0 = least memorized)")
+    ax.set_ylabel(f"TPR at {fpr:.0%} FPR")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def reuse_and_memorability(sweep: pd.DataFrame, memorability: pd.DataFrame):
+    """Left: mean attack AUC against the fine-tuning epochs allowed per round (data reuse). Right:
+    AUC of high- vs low-mem-score members, dense / one-shot / per iterative round."""
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
+    g = sweep.groupby("max_epochs_per_round")["auc"].agg(["mean", "std"]).fillna(0)
+    ax0.errorbar(g.index, g["mean"], yerr=g["std"], fmt="o-", color=STAGE_COLORS["iterative"])
+    ax0.set_xlabel("max fine-tuning epochs per round")
+    ax0.set_ylabel("attack AUC (mean of metric attacks)")
+    ax0.set_title("data reuse")
+    m = memorability.assign(
+        where=[
+            s if s != "iterative" else f"it. r{r}"
+            for s, r in zip(memorability.stage, memorability["round"], strict=True)
+        ]
+    )
+    ax1.plot(m["where"], m["auc_high_mem"], "o-", label="top-quartile mem-score members")
+    ax1.plot(m["where"], m["auc_low_mem"], "s--", label="bottom-quartile mem-score members")
+    ax1.set_ylabel("attack AUC (same mem-score range)")
+    ax1.set_title("inherent memorability, and both")
+    ax1.tick_params(axis="x", rotation=30)
+    ax1.legend(fontsize=8)
+    return fig

@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+
+from wemem import adaptive, attack_report
+from wemem.errors import ParamsError
+from wemem.experiment import Experiment
+
+
+@pytest.fixture
+def exp(tiny_settings):
+    from dataclasses import replace
+
+    return Experiment(replace(tiny_settings, n_shadows=2), seed=0)
+
+
+def test_evaluate_runs_metric_classifier_and_lira_on_cached_models(exp, monkeypatch):
+    frames = adaptive.evaluate_stages(
+        exp,
+        ["dense", "iterative"],
+        ["conf", "hconf", "nn", "samia", "lira"],
+        attack_epochs=2,
+        attack_train_max=200,
+    )
+    table = attack_report.combined(frames)
+    assert len(table) == 10 and set(table.stage) == {"dense", "iterative"}
+    assert attack_report.checks(
+        table, ["conf", "hconf", "nn", "samia", "lira"], ["dense", "iterative"]
+    )["every_attack_every_stage"]
+    v = frames["iterative"].attrs["victim"]
+    s_in, s_out = frames["iterative"].attrs["scores"]["nn"]
+    assert len(s_in) == len(v.rows_in) and len(s_out) == len(v.rows_out)
+
+    # a second evaluation reuses models and sensitivities from the cache
+    import wemem.attacks.sensitivity as S
+
+    monkeypatch.setattr(S, "sensitivity", lambda *a, **k: (_ for _ in ()).throw(AssertionError))
+    again = adaptive.evaluate(
+        exp, adaptive.stage(exp, "iterative"), ["samia"], attack_epochs=2, attack_train_max=200
+    )
+    assert again.attack.tolist() == ["samia"]
+
+
+def test_memscore_leakage_bins_every_member(exp):
+    frames = adaptive.evaluate_stages(exp, ["iterative"], ["conf", "lira"])
+    rng = np.random.default_rng(0)
+    scores = rng.random(exp.pool.n_train)
+    leak = adaptive.memscore_leakage(frames["iterative"], scores, fpr=0.1, bins=4)
+    assert set(leak.attack) == {"conf", "lira"}
+    n_members = len(frames["iterative"].attrs["victim"].rows_in)
+    assert leak[leak.attack == "conf"].n.sum() == n_members
+    assert leak[leak.attack == "lira"].member_accuracy.isna().all()
+
+
+def test_unknown_stage_is_a_params_error(exp):
+    with pytest.raises(ParamsError, match="stage"):
+        adaptive.stage(exp, "half-pruned")

@@ -1,0 +1,86 @@
+"""Figures of the defense notebooks (03–05): the paper's Fig. 5 and Fig. 6 layouts, and λr curves."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from wemem.registry import label
+
+
+def window_accuracy(means: pd.DataFrame, *, title: str = ""):
+    """Fig. 5: test accuracy per window width; four bars (order × step) per width; Base and the
+    mean over settings as horizontal lines."""
+    base = means[means.setting == "Base"].test_acc.iloc[0]
+    w = means[(means.setting != "Base") & means.order.isin(["H2L", "L2H"])].copy()
+    w["setting_kind"] = w.order.map({"H2L": "H→L", "L2H": "L→H"}) + ", s " + w.step_size
+    w["width_label"] = [
+        f"w={int(a)}\n({b:.2f}·n_c)" for a, b in zip(w.width, w.width_fraction, strict=True)
+    ]
+    w = w.sort_values("width_fraction", ascending=False)
+    fig, ax = plt.subplots(figsize=(6.5, 3.6), constrained_layout=True)
+    sns.barplot(
+        data=w,
+        x="width_label",
+        y="test_acc",
+        hue="setting_kind",
+        ax=ax,
+        hue_order=["H→L, s small", "H→L, s large", "L→H, s small", "L→H, s large"],
+    )
+    ax.axhline(base, color="black", lw=1, label="Base")
+    ax.axhline(w.test_acc.mean(), color="grey", ls="--", lw=1, label="mean over settings")
+    lo = min(w.test_acc.min(), base)
+    ax.set_ylim(max(0, lo - 0.05), min(1, max(w.test_acc.max(), base) + 0.03))
+    ax.set_xlabel("window width")
+    ax.set_ylabel("victim test accuracy")
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
+def window_attacks(table: pd.DataFrame, *, metric: str = "paper_metric", title: str = ""):
+    """Fig. 6: attack accuracy per attack, one marker per (w, s) setting, one panel per order;
+    Base as black crosses."""
+    orders = [o for o in ("H2L", "L2H") if o in set(table.order)]
+    fig, axes = plt.subplots(
+        1,
+        len(orders),
+        figsize=(5.2 * len(orders), 3.8),
+        squeeze=False,
+        constrained_layout=True,
+        sharey=True,
+    )
+    attacks = list(dict.fromkeys(table.attack))
+    xs = np.arange(len(attacks))
+    base = table[table.setting == "Base"].set_index("attack")[metric].reindex(attacks)
+    for ax, order in zip(axes[0], orders, strict=True):
+        sub = table[table.order == order]
+        settings = list(dict.fromkeys(sub.setting))
+        palette = sns.color_palette("viridis", n_colors=len(settings))
+        for j, (color, s) in enumerate(zip(palette, settings, strict=True)):
+            vals = sub[sub.setting == s].set_index("attack")[metric].reindex(attacks)
+            off = (j - len(settings) / 2) * 0.05
+            ax.scatter(xs + off, vals, color=color, s=18, label=s.split(") ")[-1])
+        ax.scatter(xs, base, marker="x", color="black", s=40, label="Base")
+        ax.set_xticks(xs, [label(a) for a in attacks], rotation=40, ha="right")
+        ax.set_title(f"{title} {'H→L' if order == 'H2L' else 'L→H'}".strip())
+        ax.set_ylabel("attack accuracy (paper's figure)")
+        ax.legend(fontsize=6, ncol=2)
+    return fig
+
+
+def lambda_curves(means: pd.DataFrame):
+    """RMR: test accuracy and mean attack accuracy against λr, Base as dashed lines."""
+    base = means[means.setting == "Base"].iloc[0]
+    r = means[means.method == "RMR"].sort_values("lambda_r")
+    fig, ax = plt.subplots(figsize=(5, 3.4), constrained_layout=True)
+    ax.plot(r.lambda_r, r.test_acc, "o-", label="test accuracy")
+    ax.plot(r.lambda_r, r.attack, "s-", label="attack accuracy (mean)")
+    ax.axhline(base.test_acc, ls="--", color="C0", lw=0.8)
+    ax.axhline(base.attack, ls="--", color="C1", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("λr (high-risk L2 strength; λg = 5e-4)")
+    ax.legend(fontsize=8)
+    return fig
