@@ -220,53 +220,55 @@ def fit(
     gen = torch.Generator().manual_seed(config.seed)
 
     t0 = time.perf_counter()
-    best_acc, best_epoch, bad, best_state = -1.0, -1, 0, None
-    history: list[dict] = []
-    stop = "max_epochs"
-    bar = tqdm(range(config.max_epochs), desc=desc, disable=not config.progress, leave=False)
-    for epoch in bar:
-        te = time.perf_counter()
-        rows = hooks.epoch_indices(epoch, train_rows)
-        if len(rows) == 0:
-            stop = hooks.empty_reason(epoch)
-            log.info("%s: stopping at epoch %d: %s", desc, epoch, stop)
-            break
-        model.train()
-        total, n_seen = torch.zeros((), device=device), 0
-        for batch in hooks.batch_plan(epoch, rows, batch_size=config.batch_size, generator=gen):
-            opt = optimizers[batch.optimizer]
-            opt.zero_grad(set_to_none=True)
-            with autocast(device):
-                logits = model(x[batch.rows])
-            loss = hooks.loss(logits.float(), y[batch.rows], batch, epoch)
-            hooks.backward(loss, batch, epoch)
-            opt.step()
-            hooks.after_step(model, batch, epoch)
-            total += loss.detach() * len(batch.rows)
-            n_seen += len(batch.rows)
-        train_seconds = time.perf_counter() - te
-        dev_acc = accuracy(model, x, y, dev_rows, batch_size=config.eval_batch_size)
-        improved = dev_acc > best_acc
-        if improved:
-            best_acc, best_epoch, bad = dev_acc, epoch, 0
-            best_state = _state_copy(model)
-        else:
-            bad += 1
-        history.append(
-            {
-                "epoch": epoch,
-                "n_train": n_seen,
-                "train_loss": float(total) / max(n_seen, 1),
-                "dev_acc": dev_acc,
-                "train_seconds": train_seconds,
-                "seconds": time.perf_counter() - te,
-            }
-        )
-        bar.set_postfix(dev=f"{dev_acc:.3f}")
-        if bad > config.patience:
-            stop = f"early stop: dev accuracy did not improve for {bad} epochs"
-            break
-    hooks.unbind(model)
+    try:
+        best_acc, best_epoch, bad, best_state = -1.0, -1, 0, None
+        history: list[dict] = []
+        stop = "max_epochs"
+        bar = tqdm(range(config.max_epochs), desc=desc, disable=not config.progress, leave=False)
+        for epoch in bar:
+            te = time.perf_counter()
+            rows = hooks.epoch_indices(epoch, train_rows)
+            if len(rows) == 0:
+                stop = hooks.empty_reason(epoch)
+                log.info("%s: stopping at epoch %d: %s", desc, epoch, stop)
+                break
+            model.train()
+            total, n_seen = torch.zeros((), device=device), 0
+            for batch in hooks.batch_plan(epoch, rows, batch_size=config.batch_size, generator=gen):
+                opt = optimizers[batch.optimizer]
+                opt.zero_grad(set_to_none=True)
+                with autocast(device):
+                    logits = model(x[batch.rows])
+                loss = hooks.loss(logits.float(), y[batch.rows], batch, epoch)
+                hooks.backward(loss, batch, epoch)
+                opt.step()
+                hooks.after_step(model, batch, epoch)
+                total += loss.detach() * len(batch.rows)
+                n_seen += len(batch.rows)
+            train_seconds = time.perf_counter() - te
+            dev_acc = accuracy(model, x, y, dev_rows, batch_size=config.eval_batch_size)
+            improved = dev_acc > best_acc
+            if improved:
+                best_acc, best_epoch, bad = dev_acc, epoch, 0
+                best_state = _state_copy(model)
+            else:
+                bad += 1
+            history.append(
+                {
+                    "epoch": epoch,
+                    "n_train": n_seen,
+                    "train_loss": float(total) / max(n_seen, 1),
+                    "dev_acc": dev_acc,
+                    "train_seconds": train_seconds,
+                    "seconds": time.perf_counter() - te,
+                }
+            )
+            bar.set_postfix(dev=f"{dev_acc:.3f}")
+            if bad > config.patience:
+                stop = f"early stop: dev accuracy did not improve for {bad} epochs"
+                break
+    finally:
+        hooks.unbind(model)
     result = FitResult(
         best_dev_acc=best_acc,
         best_epoch=best_epoch,

@@ -1,12 +1,16 @@
 """Defenses against membership inference, as hooks of the one training loop.
 
 WeMem (spec §2): the primitives in :mod:`wemem.defenses.wemem_primitives`, the methods RSW, RMR and
-SWMR in :mod:`wemem.defenses.wemem_methods`, and name → hooks in :mod:`wemem.defenses.registry`::
+SWMR in :mod:`wemem.defenses.wemem_methods`, and name → hooks in :mod:`wemem.defenses.registry`.
+The baselines (spec §7): PPB, ADV and RelaxLoss in :mod:`wemem.defenses.baselines`, DP-SGD with
+Opacus in :mod:`wemem.defenses.dp`::
 
     factory = make_hooks_factory("rsw_l2h", scores=mem, labels=y, width=500, step=50)
     prune_and_finetune(model, x, y, train, dev, ..., hooks_factory=factory)
 """
 
+from wemem.defenses.baselines import ADVHooks, PPBHooks, RelaxLossHooks, ppb_loss, relaxloss_loss
+from wemem.defenses.dp import DPSGDHooks, dp_epsilon, make_private_compatible
 from wemem.defenses.registry import WEMEM_DEFENSES, defense_spec, make_hooks_factory
 from wemem.defenses.wemem_methods import RMRHooks, RSWHooks, SWMRHooks
 from wemem.defenses.wemem_primitives import (
@@ -18,7 +22,15 @@ from wemem.defenses.wemem_primitives import (
 )
 
 __all__ = [
+    "ADVHooks",
+    "DPSGDHooks",
+    "PPBHooks",
+    "RelaxLossHooks",
     "WEMEM_DEFENSES",
+    "dp_epsilon",
+    "make_private_compatible",
+    "ppb_loss",
+    "relaxloss_loss",
     "RMRHooks",
     "RSWHooks",
     "SWMRHooks",

@@ -1,0 +1,414 @@
+"""DP-SGD fine-tuning (Abadi et al., 2016) with Opacus 1.6, as hooks of the one training loop.
+
+Spec §7, §9.11. The official code (bundled pyvacy) clipped per *micro-batch* of 64, so its formal
+guarantee did not hold, ran ⌊N/128⌋×100 minibatches per "epoch" and never computed ε. Here, a
+documented deviation, textbook DP-SGD: every step samples each training row independently with
+q = batch_size / N (Poisson; ⌊N / batch_size⌋ steps an epoch; an empty draw is a noise-only step),
+clips every example's gradient to norm C, adds N(0, σ²C²) to the sum, divides by the expected batch
+size and takes a plain SGD step (spec: lr 1e-3, no momentum, coupled weight decay 5e-4; DP-SGD
+barely moves at lr 1e-3, so ``lr`` is configurable). Opacus' RDP accountant is stepped every step;
+ε is reported at δ = 1/N unless ``delta`` is given (common practice wants δ ≪ 1/N, e.g. 1e-5).
+
+Pruned layers (``torch.nn.utils.prune``: parameter ``weight_orig``, buffer ``weight_mask``) are
+refused by Opacus' strict check, and its samplers key the gradient on the computed ``weight``. The
+Opacus hooks here carry instance-level samplers that key a pruned layer's per-sample gradient on
+``weight_orig`` and mask it (the gradient of the pruned parametrisation itself), and ghost norms
+that include the mask. The reparametrisation is never touched, so sparsity is exact by construction
+and pruned coordinates do not count towards the clipping norm. The DP optimizer, which
+``prune_and_finetune`` hands from round 0 to later rounds, carries the accountant: ε covers all
+rounds.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from opacus.accountants import RDPAccountant
+from opacus.accountants.utils import get_noise_multiplier
+from opacus.grad_sample import GradSampleHooks, GradSampleHooksFastGradientClipping
+from opacus.grad_sample.linear import compute_linear_norm_sample
+from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
+from opacus.validators import ModuleValidator
+from torch import nn
+
+from wemem.errors import ParamsError
+from wemem.training import Batch, Hooks, TrainConfig
+
+log = logging.getLogger(__name__)
+
+#: ``ghost``: Opacus' fast-gradient-clipping hooks with the norms below for Linear and Conv2d (closed
+#: forms; per-sample gradients only for a pruned conv on maps > 1×1, one layer at a time), then a
+#: second backward pass of the clipped loss; ``hooks``:
+#: Opacus' per-sample gradients of every layer. ``auto`` = ``ghost``, faster on every model measured
+#: (benchmarks/dp_overhead.py: fc ≈2×, CNN ≈2.5× a Base epoch; ``hooks`` ≈40× and ≈16×). Norms are
+#: computed in float32 (under CUDA bf16 autocast the per-sample gradients themselves are bf16).
+MODES = ("auto", "ghost", "hooks")
+
+_BACKWARD_HOOK_WARNING = "Full backward hook is firing when gradients are computed"
+
+
+def dp_epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> float:
+    """ε of ``steps`` Poisson-subsampled Gaussian steps (σ = ``noise_multiplier``, q =
+    ``sample_rate``) at ``delta``, from Opacus' RDP accountant (Mironov et al., 2019). ``inf`` when
+    σ = 0; 0 when no step was taken."""
+    if steps <= 0:
+        return 0.0
+    if noise_multiplier <= 0:
+        return math.inf
+    accountant = RDPAccountant()
+    accountant.history = [(float(noise_multiplier), float(sample_rate), int(steps))]
+    return float(accountant.get_epsilon(delta=delta))
+
+
+def make_private_compatible(model: nn.Module) -> nn.Module:
+    """``model`` with every BatchNorm replaced by GroupNorm (Opacus ``ModuleValidator.fix``).
+
+    BatchNorm mixes samples within a batch, so per-example gradients do not exist for it. The
+    replacement is ``GroupNorm(min(32, C), C)`` with weight 1 and bias 0 (running statistics are
+    dropped). Returns a *new* model (the input is untouched) and logs a warning naming the layers;
+    a model without BatchNorm is returned as is. This is a deviation from the paper (whose pyvacy
+    DP ran the BN models, in eval mode after epoch 0, spec §9.11d): convert *before* training the
+    dense model, since converting a trained BN model changes its function.
+    """
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not names:
+        return model
+    log.warning("DP-SGD: %d BatchNorm layers (%s, ...) become GroupNorm", len(names), names[0])
+    return ModuleValidator.fix(model)
+
+
+def _check_compatible(model: nn.Module) -> None:
+    for name, m in model.named_modules():
+        trainable = any(p.requires_grad for p in m.parameters(recurse=False))
+        buffers = [b for b, _ in m.named_buffers(recurse=False) if not b.endswith("_mask")]
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) or (trainable and buffers):
+            raise ParamsError(
+                f"DP-SGD model: layer {name!r} ({type(m).__name__}, buffers {buffers}) has no "
+                "per-example gradients; convert BatchNorm with make_private_compatible first"
+            )
+
+
+# --- per-sample gradients of pruned layers ------------------------------------------------------
+
+
+def _prune_aware(sampler: Callable) -> Callable:
+    """Wrap an Opacus grad sampler so a pruned layer's per-sample weight gradient is keyed on
+    ``weight_orig`` (the parameter) and masked, as autograd would give for ``weight_orig ⊙ mask``."""
+
+    def wrapped(layer: nn.Module, activations: list, backprops: torch.Tensor) -> dict:
+        out = {p: g.float() for p, g in sampler(layer, activations, backprops).items()}
+        if hasattr(layer, "weight_orig"):
+            for key in list(out):
+                if key is layer.weight:  # a fresh per-sample tensor: mask it in place
+                    out[layer.weight_orig] = out.pop(key).mul_(layer.weight_mask)
+        return out
+
+    return wrapped
+
+
+def _pruned_linear_norm(layer: nn.Module, activations: list, backprops: torch.Tensor) -> dict:
+    """Ghost norms of a Linear layer; for a pruned one, of the masked per-sample gradient."""
+    a, backprops = activations[0].float(), backprops.float()
+    if not hasattr(layer, "weight_orig"):
+        return compute_linear_norm_sample(layer, [a], backprops)
+    mask = layer.weight_mask.float()
+    if backprops.dim() == 2:  # ‖(b aᵀ) ⊙ M‖² = Σ_k a_k² ((b²)ᵀ M)_k, no (n, out, in) tensor
+        sq = ((backprops * backprops) @ mask * (a * a)).sum(1)
+    else:
+        gs = torch.einsum("n...i,n...j->nij", backprops, a) * mask
+        sq = gs.flatten(1).pow(2).sum(1)
+    out = {layer.weight_orig: sq.clamp(min=0).sqrt()}
+    if layer.bias is not None and layer.bias.requires_grad:
+        out[layer.bias] = backprops.flatten(1).norm(dim=1)
+    return out
+
+
+def _conv2d_norm(layer: nn.Conv2d, activations: list, backprops: torch.Tensor) -> dict:
+    """Per-sample gradient norms of a Conv2d layer (masked when pruned), by the cheapest exact route.
+
+    With unfolded inputs A_i (D × T) and output gradients B_i (out × T) the per-sample weight
+    gradient is G_i = B_i A_iᵀ. T = 1 (1×1 maps): G_i is rank one, so ‖G_i ⊙ M‖² has the Linear
+    closed form. Unpruned, T² ≤ out·D: ghost clipping's ‖G_i‖² = ⟨A_iᵀA_i, B_iᵀB_i⟩ (Li et al.,
+    2022). Otherwise G_i is formed by one batched matmul and reduced at once.
+    """
+    pruned = hasattr(layer, "weight_orig")
+    if layer.groups != 1 or isinstance(layer.padding, str):
+        grads = _prune_aware(GradSampleHooks.GRAD_SAMPLERS[type(layer)])(
+            layer, activations, backprops
+        )
+        return {p: g.flatten(1).norm(dim=1) for p, g in grads.items()}
+    x = activations[0].float()
+    a = F.unfold(x, layer.kernel_size, layer.dilation, layer.padding, layer.stride)  # (n, D, T)
+    b = backprops.float().flatten(2)  # (n, out, T)
+    _, d, t = a.shape
+    if pruned:
+        mask = layer.weight_mask.flatten(1).float()  # (out, D)
+    if t == 1:
+        a2, b2 = a[..., 0].square(), b[..., 0].square()
+        sq = (b2 @ mask * a2).sum(1) if pruned else b2.sum(1) * a2.sum(1)
+    elif not pruned and t * t <= b.shape[1] * d:
+        sq = (a.transpose(1, 2) @ a * (b.transpose(1, 2) @ b)).sum((1, 2))
+    else:
+        g = torch.bmm(b, a.transpose(1, 2)).square_()
+        sq = (g.mul_(mask) if pruned else g).sum((1, 2))
+    out = {layer.weight_orig if pruned else layer.weight: sq.clamp(min=0).sqrt()}
+    if layer.bias is not None and layer.bias.requires_grad:
+        out[layer.bias] = b.sum(2).norm(dim=1)
+    return out
+
+
+class _PerSampleHooks(GradSampleHooks):
+    """Opacus per-sample-gradient hooks that understand ``torch.nn.utils.prune`` layers."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.GRAD_SAMPLERS = {t: _prune_aware(f) for t, f in GradSampleHooks.GRAD_SAMPLERS.items()}
+        super().__init__(model, loss_reduction="mean", strict=False)
+
+
+class _GhostHooks(GradSampleHooksFastGradientClipping):
+    """Opacus ghost-clipping hooks that understand ``torch.nn.utils.prune`` layers."""
+
+    def __init__(self, model: nn.Module, max_grad_norm: float) -> None:
+        base = GradSampleHooksFastGradientClipping
+        self.GRAD_SAMPLERS = {t: _prune_aware(f) for t, f in base.GRAD_SAMPLERS.items()}
+        norms = {nn.Linear: _pruned_linear_norm, nn.Conv2d: _conv2d_norm}
+        self.NORM_SAMPLERS = {**base.NORM_SAMPLERS, **norms}
+        # "sum": the first backward pass back-propagates the sum of per-sample losses.
+        super().__init__(model, loss_reduction="sum", strict=False, max_grad_norm=max_grad_norm)
+
+
+# --- privacy state shared by the rounds of one fine-tuning run ----------------------------------
+
+
+@dataclass
+class _Ledger:  # what the DP optimizer spent: the accountant and the settings of every step
+    accountant: RDPAccountant
+    noise_multiplier: float
+    sample_rate: float
+    delta: float
+    mode: str
+    steps: int = 0
+
+
+# The DP optimizer persists across pruning rounds, the hooks do not: a round's hooks find the ledger
+# of the optimizer that round 0 made for the same model here.
+_LEDGERS: weakref.WeakKeyDictionary[nn.Module, _Ledger] = weakref.WeakKeyDictionary()
+# Opacus hooks attached to a model; a fit that raised never reached unbind() to remove them.
+_ATTACHED: weakref.WeakKeyDictionary[nn.Module, GradSampleHooks] = weakref.WeakKeyDictionary()
+
+
+class DPSGDHooks(Hooks):
+    """DP-SGD fine-tuning: Poisson batches, per-example clipping, Gaussian noise, RDP accounting.
+
+    Args:
+        noise_multiplier: σ (spec: 0.1 in the scripts, grid {0.01, 0.1, 1} — §9.19); exactly one of
+            it and ``target_epsilon``.
+        target_epsilon: choose σ with Opacus' ``get_noise_multiplier`` so that ε ≤ target at δ
+            after ``epochs_planned`` epochs of ⌊N / batch_size⌋ steps.
+        max_grad_norm: clipping norm C (spec 1.0).
+        delta: δ of the reported ε; ``None`` = 1/N (N = training rows).
+        epochs_planned: epochs the target-ε budget covers, counted over every round that shares
+            the DP optimizer (e.g. ``rounds × max_epochs`` for a whole pruning run). Running more
+            steps than planned exceeds the target (a warning is logged).
+        lr: SGD learning rate; ``None`` = ``config.lr`` (1e-3, spec). Weight decay is
+            ``config.weight_decay``.
+        mode: ``auto`` | ``ghost`` | ``hooks`` (see :data:`MODES`).
+
+    Use ``optimizers=None`` in round 0 (:meth:`make_optimizers` builds the DP optimizer); a fit
+    stepped by any other optimizer raises at its first step. :meth:`epsilon` is the ε spent so far
+    by that optimizer (all rounds).
+    """
+
+    def __init__(
+        self,
+        *,
+        noise_multiplier: float | None = None,
+        target_epsilon: float | None = None,
+        max_grad_norm: float = 1.0,
+        delta: float | None = None,
+        epochs_planned: int = 21,
+        lr: float | None = None,
+        mode: str = "auto",
+    ) -> None:
+        if (noise_multiplier is None) == (target_epsilon is None):
+            raise ParamsError(
+                f"DP-SGD: noise_multiplier = {noise_multiplier!r}, target_epsilon = "
+                f"{target_epsilon!r}; give exactly one of them"
+            )
+        checks = (
+            ("noise_multiplier", noise_multiplier, "must be >= 0", lambda v: v >= 0),
+            ("target_epsilon", target_epsilon, "must be > 0", lambda v: v > 0),
+            ("max_grad_norm", max_grad_norm, "must be > 0", lambda v: v > 0),
+            ("delta", delta, "allowed range is (0, 1)", lambda v: 0 < v < 1),
+            ("lr", lr, "must be > 0", lambda v: v > 0),
+            ("epochs_planned", epochs_planned, "must be an integer >= 1",
+             lambda v: type(v) is int and v >= 1),
+            ("mode", mode, f"allowed values are {', '.join(MODES)}", lambda v: v in MODES),
+        )  # fmt: skip
+        for field, value, allowed, ok in checks:
+            if value is not None and not ok(value):
+                raise ParamsError(f"DP-SGD {field} = {value!r}: {allowed}")
+        self.requested_noise_multiplier = noise_multiplier
+        self.target_epsilon = target_epsilon
+        self.max_grad_norm = float(max_grad_norm)
+        self.requested_delta = delta
+        self.epochs_planned = epochs_planned
+        self.lr = lr
+        self.mode = "ghost" if mode == "auto" else mode
+        self._ledger: _Ledger | None = None
+        self._opacus: GradSampleHooks | None = None
+        self._params: list[nn.Parameter] = []
+        self._n = 0
+        self._per_sample: torch.Tensor | None = None
+        self._steps_seen = 0
+
+    @property
+    def noise_multiplier(self) -> float | None:  # σ of the DP optimizer, once it exists
+        return self._ledger.noise_multiplier if self._ledger else self.requested_noise_multiplier
+
+    @property
+    def delta(self) -> float | None:
+        return self._ledger.delta if self._ledger else self.requested_delta
+
+    @property
+    def steps(self) -> int:  # noisy steps the DP optimizer has taken, all rounds
+        return self._ledger.steps if self._ledger else 0
+
+    def epsilon(self, delta: float | None = None) -> float:
+        """ε spent so far at ``delta`` (default: this run's δ), from the RDP accountant."""
+        if self._ledger is None or self._ledger.steps == 0:
+            return 0.0
+        if self._ledger.noise_multiplier <= 0:
+            return math.inf
+        return float(self._ledger.accountant.get_epsilon(delta=delta or self._ledger.delta))
+
+    def bind(self, model, x, y, train_rows, dev_rows) -> None:
+        _check_compatible(model)
+        self._n = len(train_rows)
+        if self._n == 0:
+            raise ParamsError("DP-SGD: no training rows")
+        self._params = [p for p in model.parameters() if p.requires_grad]
+        self._ledger = _LEDGERS.get(model)
+        if (stale := _ATTACHED.pop(model, None)) is not None:
+            stale.cleanup()
+        ghost = self.mode == "ghost"
+        self._opacus = _GhostHooks(model, self.max_grad_norm) if ghost else _PerSampleHooks(model)
+        _ATTACHED[model] = self._opacus
+        self._steps_seen = self._ledger.steps if self._ledger else 0
+
+    def make_optimizers(
+        self, model: nn.Module, config: TrainConfig
+    ) -> dict[str, torch.optim.Optimizer]:
+        q = min(1.0, config.batch_size / self._n)
+        delta = self.requested_delta if self.requested_delta is not None else 1.0 / self._n
+        sigma = self.requested_noise_multiplier
+        if sigma is None:
+            steps = self.epochs_planned * self._steps_per_epoch(config.batch_size)
+            sigma = get_noise_multiplier(
+                target_epsilon=self.target_epsilon, target_delta=delta, sample_rate=q, steps=steps
+            )
+            log.info(
+                "DP-SGD: sigma %.4f for epsilon %g over %d steps", sigma, self.target_epsilon, steps
+            )
+        ledger = _Ledger(RDPAccountant(), float(sigma), q, delta, self.mode)
+        lr = self.lr if self.lr is not None else config.lr
+        sgd = torch.optim.SGD(self._params, lr=lr, weight_decay=config.weight_decay)  # no momentum
+        wrapper = DPOptimizerFastGradientClipping if self.mode == "ghost" else DPOptimizer
+        opt = wrapper(
+            sgd,
+            noise_multiplier=ledger.noise_multiplier,
+            max_grad_norm=self.max_grad_norm,
+            expected_batch_size=config.batch_size,  # "mean": divide the noisy sum by it
+        )
+
+        def account(_: DPOptimizer) -> None:
+            ledger.accountant.step(noise_multiplier=ledger.noise_multiplier, sample_rate=q)
+            ledger.steps += 1
+
+        opt.attach_step_hook(account)
+        _LEDGERS[model] = ledger
+        self._ledger, self._steps_seen = ledger, 0
+        return {"main": opt}
+
+    def _steps_per_epoch(self, batch_size: int) -> int:
+        return max(1, self._n // batch_size)
+
+    def batch_plan(
+        self, epoch: int, rows: torch.Tensor, *, batch_size: int, generator: torch.Generator
+    ) -> Iterator[Batch]:
+        """⌊N / batch_size⌋ Poisson draws of ``rows``, each row kept with q = batch_size / N."""
+        self._check_ledger(batch_size)
+        q = self._ledger.sample_rate
+        for _ in range(self._steps_per_epoch(batch_size)):
+            keep = torch.rand(len(rows), generator=generator) < q
+            chunk = rows[keep.to(rows.device)]
+            if len(chunk) == 0:  # no activations to capture; backward() fills zero gradients
+                self._opacus.disable_hooks()
+            yield Batch(chunk)
+
+    def _check_ledger(self, batch_size: int) -> None:
+        ledger, q = self._ledger, min(1.0, batch_size / self._n)
+        if ledger is None or ledger.mode != self.mode or not math.isclose(q, ledger.sample_rate):
+            raise RuntimeError(
+                "DP-SGD: no DP optimizer of these settings for this model (fit round 0 with "
+                "optimizers=None; mode, training-set size and batch size must stay the same)"
+            )
+
+    def loss(self, logits, targets, batch, epoch) -> torch.Tensor:
+        per = F.cross_entropy(logits, targets, reduction="none")
+        self._per_sample = per
+        return per.mean() if len(per) else logits.sum() * 0.0
+
+    def backward(self, loss: torch.Tensor, batch: Batch, epoch: int) -> None:
+        per, self._per_sample = self._per_sample, None
+        if len(batch.rows) == 0:  # an empty Poisson draw: the step adds noise only
+            for p in self._params:
+                if self.mode == "ghost":
+                    p.grad = torch.zeros_like(p)
+                else:
+                    p.grad_sample = p.new_zeros((0, *p.shape))
+            self._opacus.enable_hooks()
+            return
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_BACKWARD_HOOK_WARNING)
+            if self.mode == "hooks":
+                loss.backward()
+                return
+            # Ghost clipping (Li et al., 2022; Bu et al., 2023): pass 1 gives per-sample gradient
+            # norms; pass 2 back-propagates Σ_i min(1, C/‖g_i‖)·ℓ_i = the sum of clipped gradients.
+            per.sum().backward(retain_graph=True)
+            coef = self._opacus.get_clipping_coef().detach()
+            for p in self._params:
+                p.grad = None
+            self._opacus.disable_hooks()
+            try:
+                (coef * per).sum().backward()
+            finally:
+                self._opacus.enable_hooks()
+
+    def after_step(self, model: nn.Module, batch: Batch, epoch: int) -> None:
+        self._steps_seen += 1
+        if self._ledger is None or self._ledger.steps != self._steps_seen:
+            raise RuntimeError(
+                "DP-SGD: the optimizer that stepped is not the DP optimizer of these hooks (pass "
+                "optimizers=None in round 0, and round 0's optimizers afterwards)"
+            )
+
+    def unbind(self, model: nn.Module) -> None:
+        if self._opacus is not None:
+            self._opacus.cleanup()
+            self._opacus = None
+            _ATTACHED.pop(model, None)
+        if self.target_epsilon is not None and self.epsilon() > self.target_epsilon * 1.001:
+            log.warning(
+                "DP-SGD: epsilon %.3f exceeds the target %.3f (more steps than epochs_planned)",
+                self.epsilon(),
+                self.target_epsilon,
+            )
