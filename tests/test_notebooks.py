@@ -66,6 +66,13 @@ PROMISES = {
         "figures/swmr_accuracy.png",
         "figures/swmr_attacks.png",
     ],
+    "11_autotune": [
+        "metrics.json",
+        "tables/candidates.csv",
+        "tables/search_trace.csv",
+        "tables/victim.csv",
+        "figures/search.png",
+    ],
     "08_attacks": [
         "metrics.json",
         "tables/attacks.csv",
@@ -131,6 +138,13 @@ def test_defense_notebooks_compute_their_claims(tiny_batch):
         assert set(m["claims"]) >= {"smaller_width_lowers_test_acc", "lowest_attack_setting"}
     m = json.loads((out / "04_defense_rmr" / "tiny" / "metrics.json").read_text())
     assert set(m["claims"]["attack_by_lambda"]) == {"0.01", "0.1", "1"}
+
+
+def test_autotune_searches_on_shadows_and_reports_the_victim(tiny_batch):
+    out, _ = tiny_batch
+    m = json.loads((out / "11_autotune" / "tiny" / "metrics.json").read_text())
+    assert all(m["checks"].values())
+    assert m["claims"]["chosen"] == m["chosen"] and m["claims"]["candidates"] > 10
 
 
 def test_motivation_metrics_are_computed(tiny_batch):
