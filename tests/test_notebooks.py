@@ -66,6 +66,19 @@ PROMISES = {
         "figures/swmr_accuracy.png",
         "figures/swmr_attacks.png",
     ],
+    "06_baselines": [
+        "metrics.json",
+        "tables/baselines.csv",
+        "tables/comparison.csv",
+        "figures/comparison.png",
+    ],
+    "07_dpsgd_opacus": [
+        "metrics.json",
+        "tables/dp.csv",
+        "tables/dp_settings.csv",
+        "figures/privacy_utility.png",
+    ],
+    "10_time_cost": ["metrics.json", "tables/time_cost.csv", "figures/time_cost.png"],
     "11_autotune": [
         "metrics.json",
         "tables/candidates.csv",
@@ -145,6 +158,25 @@ def test_autotune_searches_on_shadows_and_reports_the_victim(tiny_batch):
     m = json.loads((out / "11_autotune" / "tiny" / "metrics.json").read_text())
     assert all(m["checks"].values())
     assert m["claims"]["chosen"] == m["chosen"] and m["claims"]["candidates"] > 10
+
+
+def test_dp_runs_report_epsilon_and_time_cost_has_every_defense(tiny_batch):
+    out, _ = tiny_batch
+    m = json.loads((out / "07_dpsgd_opacus" / "tiny" / "metrics.json").read_text())
+    assert all(m["checks"].values())
+    eps = [r["dp_epsilon"] for r in m["dp"] if r.get("method") == "DP"]
+    assert eps and all(e > 0 for e in eps)
+    t = json.loads((out / "10_time_cost" / "tiny" / "metrics.json").read_text())["time_cost"]
+    assert {r["defense"] for r in t} == {
+        "base",
+        "ppb",
+        "adv",
+        "dp",
+        "relaxloss",
+        "rsw_l2h",
+        "rmr",
+        "swmr_h2l",
+    }
 
 
 def test_motivation_metrics_are_computed(tiny_batch):

@@ -14,10 +14,16 @@ from wemem.errors import DatasetMissingError, ParamsError, WememError
 __version__ = "0.1.0"
 
 _SUBMODULES = {
+    "adaptive",
+    "attack_report",
     "attacks",
+    "autotune",
     "cache",
     "cli",
     "data",
+    "defense_eval",
+    "defense_grids",
+    "defenses",
     "ensemble",
     "errors",
     "experiment",
@@ -26,8 +32,10 @@ _SUBMODULES = {
     "models",
     "motivation",
     "overview",
+    "paper_values",
     "params",
     "plots",
+    "plots_defenses",
     "preflight",
     "progress",
     "pruning",

@@ -84,6 +84,7 @@ def evaluate(
         train_acc=v.train_acc,
         finetune_seconds=st.summary["seconds"],
         finetune_epochs=st.summary["epochs"],
+        **{f"dp_{k}": val for k, val in st.summary.get("defense", {}).items()},
         **{**{k: v for k, v in settings.items() if np.isscalar(v)}, **(labels or {})},
     )
     return table
@@ -153,3 +154,25 @@ def grid_summary(exp: Experiment, *, widths=(), steps=(), tau: float | None = No
         out |= {"tau": tau, "high-risk fraction": fraction_selected(exp.memscores().score, tau)}
     out["window grid"] = window_grid(exp, widths=widths, steps=steps)
     return out
+
+
+def time_cost(exp: Experiment, configs: list[tuple[str, dict, dict]]) -> pd.DataFrame:
+    """Wall-clock of the victim's fine-tuning over the pruning rounds per defense, retrained (not
+    read from the cache), with the ratio to Base (spec §8.1 T-time: per-epoch dev evaluation
+    included, window precomputation excluded, as the official log line)."""
+    rows = []
+    for defense, settings, labels in configs:
+        run = exp.defended("victim", defense, use_cache=False, **settings)
+        rows.append(
+            {
+                **labels,
+                "defense": defense,
+                "seconds": run.summary["seconds"],
+                "epochs": run.summary["epochs"],
+                "test_acc": run.final.test_acc,
+            }
+        )
+    df = pd.DataFrame(rows)
+    base = df.loc[df.defense == "base", "seconds"].iloc[0]
+    df["ratio_to_base"] = df.seconds / base
+    return df

@@ -89,7 +89,17 @@ def mean_attack(table: pd.DataFrame, metric: str = "paper_metric") -> pd.DataFra
     out = g[["test_acc", "finetune_seconds"]].first()
     out["attack"] = g[metric].mean()
     out["auc"] = g["auc"].mean()
-    for col in ("method", "order", "width", "step", "width_fraction", "step_size", "lambda_r"):
+    for col in (
+        "method",
+        "order",
+        "width",
+        "step",
+        "width_fraction",
+        "step_size",
+        "lambda_r",
+        "dp_epsilon",
+        "dp_delta",
+    ):
         if col in table.columns:
             out[col] = g[col].first()
     return out.reset_index()
@@ -195,4 +205,131 @@ def swmr_text(c: dict) -> str:
         f"At identical (order, width, step), SWMR attacks at or below RSW in {c['swmr_le_rsw_pairs']} "
         f"of {c['pairs']} settings (the claim that SWMR defends better {_holds(c['swmr_le_rsw_all'])} "
         f"in every setting), and its test accuracy is lower in {c['swmr_test_acc_lower_pairs']}."
+    )
+
+
+def baseline_configs(name: str, key: str, values, **fixed) -> list[tuple[str, dict, dict]]:
+    """A sweep of one baseline over one setting (PPB β, ADV θ, RelaxLoss α, DP σ); ``fixed``
+    settings are added to every point (e.g. ADV's ``attack_every``)."""
+    return [
+        (
+            name,
+            {key: float(v), **fixed},
+            {"setting": f"{label(name)} {key}={v:g}", "method": label(name), key: float(v)},
+        )
+        for v in values
+    ]
+
+
+def comparison_configs(
+    exp, *, tau_fraction: float = 0.1, adv: dict | None = None
+) -> list[tuple[str, dict, dict]]:
+    """Fig. 7: every defense at its chosen setting (spec §8.2: β=4, θ=2, σ=0.1, α=1; WeMem at the
+    headline settings with the smallest window and small step, λr = 0.1)."""
+    from wemem.defense_eval import tau_for
+    from wemem.defenses.baseline_registry import PAPER_SETTINGS
+
+    g = window_grid(exp)[-2]
+    tau = tau_for(exp, fraction=tau_fraction)
+    out = [base_config()]
+    for name in ("ppb", "adv", "dp", "relaxloss"):
+        st = {**PAPER_SETTINGS[name], **((adv or {}) if name == "adv" else {})}
+        out.append((name, st, {"setting": label(name), "method": label(name)}))
+    out += [
+        ("rsw_l2h", {"width": g["width"], "step": g["step"]}, {"setting": "RSW", "method": "RSW"}),
+        ("rmr", {"tau": tau, "lambda_r": 0.1}, {"setting": "RMR", "method": "RMR"}),
+        (
+            "swmr_h2l",
+            {"width": g["width"], "step": g["step"], "tau": tau, "lambda_r": 0.1},
+            {"setting": "SWMR", "method": "SWMR"},
+        ),
+    ]
+    return out
+
+
+def comparison_claims(table: pd.DataFrame) -> dict:
+    """'WeMem achieves high prediction accuracy while reducing attack accuracy more than other
+    defense methods' (spec §8.2, Fig. 7), computed."""
+    m = mean_attack(table).set_index("setting")
+    wemem_ = m.loc[[s for s in ("RSW", "RMR", "SWMR") if s in m.index]]
+    others = m.loc[[s for s in ("PPB", "ADV", "DP", "RelaxLoss") if s in m.index]]
+    best_w = wemem_.attack.idxmin()
+    return {
+        "attack": {k: float(v) for k, v in m.attack.items()},
+        "test_acc": {k: float(v) for k, v in m.test_acc.items()},
+        "best_wemem": str(best_w),
+        "wemem_lowest_attack": bool(wemem_.attack.min() <= others.attack.min()),
+        "wemem_best_test_acc_at_or_above_others_mean": bool(
+            wemem_.test_acc.max() >= others.test_acc.mean()
+        ),
+    }
+
+
+def comparison_text(c: dict) -> str:
+    a, t = c["attack"], c["test_acc"]
+    parts = "; ".join(f"{k}: test {t[k]:.3f}, attack {a[k]:.3f}" for k in a)
+    return (
+        f"{parts}. The lowest mean attack accuracy among the WeMem methods is {c['best_wemem']}'s; "
+        f"that WeMem reduces attack accuracy more than every other defense "
+        f"{_holds(c['wemem_lowest_attack'])} here, and that it keeps accuracy at or above the other "
+        f"defenses' mean {_holds(c['wemem_best_test_acc_at_or_above_others_mean'])}."
+    )
+
+
+_TIME_KEY = {
+    "base": "base",
+    "rsw_l2h": "rsw",
+    "rmr": "rmr",
+    "swmr_h2l": "swmr",
+    "ppb": "ppb",
+    "adv": "adv",
+    "relaxloss": "relaxloss",
+    "dp": "dp",
+}
+
+
+def time_comparison(costs: pd.DataFrame, paper: pd.DataFrame, *, dataset: str, arch: str):
+    """Our seconds and ratio to Base beside the paper's: its row for the same dataset and
+    architecture when it has one, else the mean of its ratios over its four rows."""
+    out = costs[["setting", "defense", "seconds", "epochs", "ratio_to_base"]].copy()
+    key = out.defense.map(_TIME_KEY)
+    same = paper[(paper.dataset == dataset) & (paper.arch == arch)].set_index("defense")
+    if len(same):
+        out["paper_ratio"] = key.map(same.paper_ratio).to_numpy()
+        out["paper_source"] = f"{dataset}/{arch}"
+    else:
+        mean = paper.groupby("defense").paper_ratio.mean()
+        out["paper_ratio"] = key.map(mean).to_numpy()
+        out["paper_source"] = "mean of the paper's 4 rows"
+    return out
+
+
+def time_text(rows: list[dict]) -> str:
+    r = {x["setting"]: x for x in rows}
+    parts = ", ".join(
+        f"{k} {v['ratio_to_base']:.2f}× (paper {v['paper_ratio']:.2f}×)"
+        for k, v in r.items()
+        if k != "Base"
+    )
+    return (
+        f"Base fine-tuned the victim in {r['Base']['seconds']:.1f} s over the pruning rounds. "
+        f"Ratios to Base: {parts}. Paper ratios: {rows[0]['paper_source']}."
+    )
+
+
+def dp_text(rows: list[dict]) -> str:
+    dp = [r for r in rows if r.get("method") == "DP"]
+    base = next(r for r in rows if r["setting"] == "Base")
+    parts = "; ".join(
+        f"{r['setting']}: ε = {r['dp_epsilon']:.3g}, test {r['test_acc']:.3f}, attack AUC {r['auc']:.3f}"
+        for r in dp
+    )
+    others = "; ".join(
+        f"{r['setting']}: test {r['test_acc']:.3f}, AUC {r['auc']:.3f}"
+        for r in rows
+        if r.get("method") not in ("DP", "Base")
+    )
+    return (
+        f"Base: test {base['test_acc']:.3f}, attack AUC {base['auc']:.3f}. DP-SGD — {parts}. "
+        f"WeMem for comparison — {others}. Each ε is at δ = 1/N and covers all pruning rounds."
     )

@@ -228,11 +228,16 @@ class Experiment:
         defense: str = "base",
         hooks_factory=Hooks,
         defense_spec: dict | None = None,
+        defense_report=None,
+        use_cache: bool = True,
     ) -> PrunedRun:
         """Prune the role's dense model iteratively (or one-shot) with a defense, cached.
 
         ``defense``/``defense_spec`` name the defense and exactly its settings; they enter the cache
         key, and ``hooks_factory`` builds its training hooks (Base by default).
+        ``defense_report()`` (optional) is called after pruning; its dict is stored in the summary
+        under ``"defense"`` (e.g. DP-SGD's ε). ``use_cache=False`` retrains and overwrites the
+        entry (the time-cost notebook measures uncached runs).
         """
         s = self.settings
         approach = approach or s.pruning_approach
@@ -270,14 +275,21 @@ class Experiment:
                 desc=f"{role} {'one-shot' if one_shot else 'iterative'}",
             )
             state = {k: v.cpu() for k, v in model.state_dict().items()}
+            summary = res.summary()
+            if defense_report is not None:
+                summary["defense"] = defense_report()
             return {
                 "state": state,
-                "summary": res.summary(),
+                "summary": summary,
                 "final": self.outputs(model, role),
                 "per_round": per_round,
             }
 
-        entry, hit = self.cache.get_or_compute("pruned", spec, compute)
+        if use_cache:
+            entry, hit = self.cache.get_or_compute("pruned", spec, compute)
+        else:
+            entry, hit = compute(), False
+            self.cache.save("pruned", self.cache.key("pruned", spec), entry, spec)
         log.info("%s pruned model (%s)", role, "cache" if hit else "trained")
         return PrunedRun(
             final=entry["final"],
@@ -294,7 +306,9 @@ class Experiment:
             self._memscores = memscores.compute(self)
         return self._memscores
 
-    def defended(self, role: str, defense: str, *, one_shot: bool = False, **settings) -> PrunedRun:
+    def defended(
+        self, role: str, defense: str, *, one_shot: bool = False, use_cache: bool = True, **settings
+    ) -> PrunedRun:
         """Prune the role's dense model with a named defense (victim and shadows alike: the
         adaptive attacker's shadows use the same defense and settings, spec §6.3).
 
@@ -302,7 +316,22 @@ class Experiment:
         and, for the WeMem methods, a digest of the mem-scores enter the cache key.
         """
         from wemem import defenses
+        from wemem.defenses.baseline_registry import BASELINES, baseline_factory
 
+        if defense in BASELINES:
+            if defense == "dp":  # the DP budget spans every round that shares the optimizer
+                rounds = 1 if one_shot else self.settings.pruning_rounds
+                settings.setdefault("epochs_planned", rounds * self.settings.finetune_epochs)
+            spec, factory, report = baseline_factory(defense, **settings)
+            return self.pruned(
+                role,
+                one_shot=one_shot,
+                defense=defense,
+                hooks_factory=factory,
+                defense_spec=spec,
+                defense_report=report,
+                use_cache=use_cache,
+            )
         spec = defenses.defense_spec(defense, **settings)
         factory = Hooks
         if defense != "base":
@@ -313,7 +342,12 @@ class Experiment:
             )
             spec = {**spec, "memscores": hashlib.sha256(ms.score.tobytes()).hexdigest()}
         return self.pruned(
-            role, one_shot=one_shot, defense=defense, hooks_factory=factory, defense_spec=spec
+            role,
+            one_shot=one_shot,
+            defense=defense,
+            hooks_factory=factory,
+            defense_spec=spec,
+            use_cache=use_cache,
         )
 
     def load_pruned_model(self, run: PrunedRun, role: str) -> nn.Module:

@@ -141,3 +141,20 @@ def base_attack_accuracy(dataset: str, arch: str) -> pd.Series | None:
     t = rmr_table()
     t = t[(t.dataset == dataset) & (t.arch == arch) & (t.setting == "base")]
     return None if t.empty else t.set_index("attack")["paper"]
+
+
+def time_table() -> pd.DataFrame:
+    """T-time as a table: one row per (dataset, arch), seconds per defense, and ratios to Base."""
+    rows = []
+    for (dataset, arch), t in T_TIME.items():
+        for defense, sec in t.items():
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "arch": arch,
+                    "defense": defense,
+                    "paper_seconds": sec,
+                    "paper_ratio": sec / t["base"],
+                }
+            )
+    return pd.DataFrame(rows)

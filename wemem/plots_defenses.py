@@ -84,3 +84,48 @@ def lambda_curves(means: pd.DataFrame):
     ax.set_xlabel("λr (high-risk L2 strength; λg = 5e-4)")
     ax.legend(fontsize=8)
     return fig
+
+
+def comparison(means: pd.DataFrame, table: pd.DataFrame, *, attacks=("conf", "nn")):
+    """Fig. 7: prediction accuracy bars per defense and attack-accuracy lines (the paper's figure)
+    for a few attacks and the mean over all attacks."""
+    fig, ax = plt.subplots(figsize=(8, 3.8), constrained_layout=True)
+    xs = np.arange(len(means))
+    ax.bar(xs, means.test_acc, color="#9ecae1", label="test accuracy")
+    for a in [a for a in attacks if a in set(table.attack)]:
+        vals = table[table.attack == a].set_index("setting")["paper_metric"].reindex(means.setting)
+        ax.plot(xs, vals.to_numpy(), "o-", label=f"{label(a)} attack accuracy")
+    ax.plot(xs, means.attack, "k--", marker="s", label="mean attack accuracy")
+    ax.set_xticks(xs, means.setting, rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
+def privacy_utility(rows: pd.DataFrame):
+    """DP-SGD: test accuracy and mean attack AUC against ε (log scale), WeMem points as markers."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), constrained_layout=True)
+    dp = rows[rows.method == "DP"].sort_values("epsilon")
+    ax.plot(dp.epsilon, dp.test_acc, "o-", label="DP-SGD test accuracy")
+    ax.plot(dp.epsilon, dp.auc, "s-", label="DP-SGD attack AUC")
+    for _, r in rows[rows.method != "DP"].iterrows():
+        ax.axhline(r.auc, ls=":", lw=0.8, color="grey")
+        ax.text(dp.epsilon.min(), r.auc, f" {r.setting} AUC", fontsize=6, va="bottom")
+    ax.set_xscale("log")
+    ax.set_xlabel("ε (RDP accountant, δ = 1/N)")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def time_cost(table: pd.DataFrame):
+    """Ratio of each defense's fine-tuning time to Base: ours beside the paper's."""
+    fig, ax = plt.subplots(figsize=(7, 3.4), constrained_layout=True)
+    xs = np.arange(len(table))
+    ax.bar(xs - 0.2, table.ratio_to_base, width=0.4, label="this run")
+    ax.bar(xs + 0.2, table.paper_ratio, width=0.4, label=f"paper ({table.paper_source.iloc[0]})")
+    ax.axhline(1, color="black", lw=0.8)
+    ax.set_yscale("log")
+    ax.set_xticks(xs, table.setting, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("fine-tuning time / Base")
+    ax.legend(fontsize=8)
+    return fig
