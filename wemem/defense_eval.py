@@ -122,40 +122,6 @@ def sweep(
     return pd.concat(frames, ignore_index=True)
 
 
-def model_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per defense setting (test accuracy, time), dropping the per-attack columns."""
-    keep = [
-        c
-        for c in table.columns
-        if c
-        not in {
-            "attack",
-            "family",
-            "paper_metric_name",
-            "paper_metric",
-            "balanced_accuracy",
-            "accuracy",
-            "auc",
-            "tpr_at_1fpr",
-            "tpr_at_01fpr",
-            "n_in",
-            "n_out",
-        }
-    ]
-    return table[keep].drop_duplicates("setting").reset_index(drop=True)
-
-
-def grid_summary(exp: Experiment, *, widths=(), steps=(), tau: float | None = None) -> dict:
-    """What a defense notebook shows after setup: n_c, the window grid, τ and its high-risk share."""
-    from wemem.memorization import fraction_selected
-
-    out = {"n_c (members per class)": class_size(exp)}
-    if tau is not None:
-        out |= {"tau": tau, "high-risk fraction": fraction_selected(exp.memscores().score, tau)}
-    out["window grid"] = window_grid(exp, widths=widths, steps=steps)
-    return out
-
-
 def time_cost(exp: Experiment, configs: list[tuple[str, dict, dict]]) -> pd.DataFrame:
     """Wall-clock of the victim's fine-tuning over the pruning rounds per defense, retrained (not
     read from the cache), with the ratio to Base (spec §8.1 T-time: per-epoch dev evaluation

@@ -136,6 +136,11 @@ class Experiment:
         return self.roles.index(role)
 
     def new_model(self, role: str) -> nn.Module:
+        """A freshly initialised model for ``role`` (seeded by the replicate seed and the role)."""
+        return self.build(seed=self.seed * 100 + self._role_index(role))
+
+    def build(self, *, seed: int) -> nn.Module:
+        """A freshly initialised model of the experiment's architecture on its device."""
         s = self.settings
         model = build_model(
             s.arch,
@@ -144,7 +149,7 @@ class Experiment:
             in_features=self._in_features,
             width=s.width,
             stem_maxpool=s.stem_maxpool,
-            seed=self.seed * 100 + self._role_index(role),
+            seed=seed,
         ).to(self.device)
         if self.device.type == "cuda" and s.arch != "fc":
             model = model.to(memory_format=torch.channels_last)
@@ -323,18 +328,9 @@ class Experiment:
                 rounds = 1 if one_shot else self.settings.pruning_rounds
                 settings.setdefault("epochs_planned", rounds * self.settings.finetune_epochs)
             spec, factory, report = baseline_factory(defense, **settings)
-            return self.pruned(
-                role,
-                one_shot=one_shot,
-                defense=defense,
-                hooks_factory=factory,
-                defense_spec=spec,
-                defense_report=report,
-                use_cache=use_cache,
-            )
-        spec = defenses.defense_spec(defense, **settings)
-        factory = Hooks
-        if defense != "base":
+        else:
+            spec, factory, report = defenses.defense_spec(defense, **settings), Hooks, None
+        if defense != "base" and defense not in BASELINES:
             ms = self.memscores()
             labels = self.pool.y[: self.pool.n_train].cpu().numpy()
             factory = defenses.make_hooks_factory(
@@ -347,6 +343,7 @@ class Experiment:
             defense=defense,
             hooks_factory=factory,
             defense_spec=spec,
+            defense_report=report,
             use_cache=use_cache,
         )
 

@@ -26,7 +26,6 @@ from wemem import memorization as mem
 from wemem.cache import Cache, default_cache_dir
 from wemem.ensemble import EnsembleConfig, train_ensemble
 from wemem.errors import ParamsError
-from wemem.models import build_model
 
 log = logging.getLogger(__name__)
 
@@ -65,23 +64,6 @@ def _fill(raw: np.ndarray) -> tuple[np.ndarray, int]:
     return out, int(bad.sum())
 
 
-def _make_model(exp, base_seed: int):
-    s, shape = exp.settings, tuple(exp.pool.x.shape[1:])
-
-    def make(i: int):
-        return build_model(
-            s.arch,
-            num_classes=exp.pool.num_classes,
-            in_channels=shape[0] if len(shape) == 3 else 3,
-            in_features=int(np.prod(shape)),
-            width=s.width,
-            stem_maxpool=s.stem_maxpool,
-            seed=base_seed + i,
-        )
-
-    return make
-
-
 def _train_and_predict(exp, included: np.ndarray, *, epochs: int, seed: int):
     s, pool = exp.settings, exp.pool
     rows = torch.arange(pool.n_train, device=pool.x.device)
@@ -92,7 +74,8 @@ def _train_and_predict(exp, included: np.ndarray, *, epochs: int, seed: int):
     )
     full = np.zeros((included.shape[0], len(y)), dtype=bool)
     full[:, : pool.n_train] = included
-    ens = train_ensemble(_make_model(exp, 10_000 + seed * 1000), x, y, full, config=cfg)
+    base = 10_000 + seed * 1000
+    ens = train_ensemble(lambda i: exp.build(seed=base + i).cpu(), x, y, full, config=cfg)
     probs = ens.predict_proba(x, rows)  # (K, n, C)
     labels = y[rows]
     p_true = probs.gather(2, labels.view(1, -1, 1).expand(probs.shape[0], -1, 1)).squeeze(2)
