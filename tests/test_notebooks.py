@@ -78,6 +78,8 @@ PROMISES = {
         "tables/dp_settings.csv",
         "figures/privacy_utility.png",
     ],
+    "09_pruning_approaches": ["metrics.json", "tables/pruning.csv", "tables/rates.csv",
+                              "tables/approaches.csv", "figures/pruning.png"],
     "10_time_cost": ["metrics.json", "tables/time_cost.csv", "figures/time_cost.png"],
     "11_autotune": [
         "metrics.json",

@@ -63,13 +63,16 @@ def stage(exp: Experiment, name: str) -> Stage:
     return Stage(name, list(exp.roles), outputs, models)
 
 
-def defended_stage(exp: Experiment, defense: str, *, name: str | None = None, **settings) -> Stage:
-    """Victim and shadows pruned iteratively with ``defense`` (adaptive: the same settings)."""
+def defended_stage(
+    exp: Experiment, defense: str, *, name: str | None = None, one_shot: bool = False, **settings
+) -> Stage:
+    """Victim and shadows pruned (iteratively, or one-shot) with ``defense`` (adaptive: the same
+    settings for every model)."""
     outputs, models = {}, {}
     for role in exp.roles:
-        run = exp.defended(role, defense, **settings)
+        run = exp.defended(role, defense, one_shot=one_shot, **settings)
         outputs[role], models[role] = run.final, exp.load_pruned_model(run, role).eval()
-    summary = exp.defended("victim", defense, **settings).summary
+    summary = exp.defended("victim", defense, one_shot=one_shot, **settings).summary
     return Stage(name or defense, list(exp.roles), outputs, models, summary)
 
 

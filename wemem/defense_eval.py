@@ -71,8 +71,12 @@ def evaluate(
     labels: dict | None = None,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """One defense setting: prune victim and shadows with it, run ``attacks``, one row per attack."""
-    st = adaptive.defended_stage(exp, defense, **settings)
+    """One defense setting: prune victim and shadows with it, run ``attacks``, one row per attack.
+
+    ``labels["pruning"] == "one-shot"`` prunes once to the final rate instead of iteratively.
+    """
+    one_shot = (labels or {}).get("pruning") == "one-shot"
+    st = adaptive.defended_stage(exp, defense, one_shot=one_shot, **settings)
     table = adaptive.evaluate(
         exp, st, attacks, attack_epochs=attack_epochs, attack_train_max=attack_train_max, seed=seed
     )
@@ -122,6 +126,17 @@ def sweep(
     return pd.concat(frames, ignore_index=True)
 
 
+def grid_summary(exp: Experiment, *, widths=(), steps=(), tau: float | None = None) -> dict:
+    """What a defense notebook shows after setup: n_c, the window grid, τ and its high-risk share."""
+    from wemem.memorization import fraction_selected
+
+    out = {"n_c (members per class)": class_size(exp)}
+    if tau is not None:
+        out |= {"tau": tau, "high-risk fraction": fraction_selected(exp.memscores().score, tau)}
+    out["window grid"] = window_grid(exp, widths=widths, steps=steps)
+    return out
+
+
 def time_cost(exp: Experiment, configs: list[tuple[str, dict, dict]]) -> pd.DataFrame:
     """Wall-clock of the victim's fine-tuning over the pruning rounds per defense, retrained (not
     read from the cache), with the ratio to Base (spec §8.1 T-time: per-epoch dev evaluation
@@ -142,3 +157,45 @@ def time_cost(exp: Experiment, configs: list[tuple[str, dict, dict]]) -> pd.Data
     base = df.loc[df.defense == "base", "seconds"].iloc[0]
     df["ratio_to_base"] = df.seconds / base
     return df
+
+
+def setting_sweep(
+    settings,
+    field: str,
+    values,
+    attacks,
+    *,
+    defenses=("Base", "SWMR"),
+    attack_epochs: int,
+    attack_train_max: int | None,
+) -> pd.DataFrame:
+    """The comparison defenses under other pruning settings (``pruning_rate`` 0.5/0.6/0.7, or
+    ``pruning_approach`` l1_unstructured / l1_structured / l2_structured): one experiment per value,
+    dense models shared through the cache."""
+    from dataclasses import replace
+
+    from wemem.defense_grids import comparison_configs
+
+    frames = []
+    for v in values:
+        exp = Experiment(replace(settings, **{field: v}), seed=settings.seeds[0])
+        configs = [c for c in comparison_configs(exp) if c[2]["setting"] in defenses]
+        frames.append(
+            sweep(
+                exp,
+                configs,
+                attacks,
+                attack_epochs=attack_epochs,
+                attack_train_max=attack_train_max,
+            ).assign(**{field: v})
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def sweep_means(table: pd.DataFrame, field: str) -> dict:
+    """{value: {defense: mean attack accuracy}} for :func:`setting_sweep` results."""
+    g = table.groupby([field, "setting"], sort=False)["paper_metric"].mean()
+    out: dict = {}
+    for (v, s), a in g.items():
+        out.setdefault(str(v), {})[s] = float(a)
+    return out
