@@ -68,11 +68,12 @@ def defended_stage(
 ) -> Stage:
     """Victim and shadows pruned (iteratively, or one-shot) with ``defense`` (adaptive: the same
     settings for every model)."""
-    outputs, models = {}, {}
+    outputs, models, summary = {}, {}, None
     for role in exp.roles:
         run = exp.defended(role, defense, one_shot=one_shot, **settings)
         outputs[role], models[role] = run.final, exp.load_pruned_model(run, role).eval()
-    summary = exp.defended("victim", defense, one_shot=one_shot, **settings).summary
+        if role == "victim":
+            summary = run.summary
     return Stage(name or defense, list(exp.roles), outputs, models, summary)
 
 
