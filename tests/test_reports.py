@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import html
+import io
 import json
 import re
 from pathlib import Path
@@ -142,3 +145,114 @@ def test_index_lists_reports_sorted_and_survives_foreign_files(tmp_path):
 )
 def test_format_seconds(seconds, text):
     assert reports._format_seconds(seconds) == text
+
+
+def _png(width: int, height: int, colour: str = "steelblue") -> str:
+    """A base64 PNG of ``width`` × ``height`` px with a transparent margin (as notebook outputs)."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    ImageDraw.Draw(image).rectangle([width // 4, height // 4, width // 2, height // 2], colour)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _figure(png: str) -> nbformat.NotebookNode:
+    return nbformat.v4.new_output("display_data", data={"image/png": png, "text/plain": "<Figure>"})
+
+
+def _tagged_notebook(path: Path, n_figures: int = 1) -> Path:
+    """One cell per reviewer tag, each with a marked source and output, plus untagged figures."""
+    new_code, stream = nbformat.v4.new_code_cell, nbformat.v4.new_output
+    cells = [nbformat.v4.new_markdown_cell("# 98 · Tags")]
+    for tag in ["hide-input", "remove-input", "remove-output", "remove-cell", None]:
+        name = (tag or "plain").replace("-", "_")
+        cells.append(
+            new_code(
+                f"print('{name}_SOURCE')",
+                metadata={"tags": [tag]} if tag else {},
+                outputs=[stream("stream", name="stdout", text=f"{name}_OUTPUT\n")],
+            )
+        )
+    cells[4].outputs.append(_figure(_png(900, 600, "red")))  # remove-cell: figure not shown
+    cells += [
+        new_code(f"fig{i}", id=f"fig{i}", outputs=[_figure(_png(900, 600))])
+        for i in range(n_figures)
+    ]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+def _text(page: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", page))
+
+
+def test_report_honours_reviewer_tags(tmp_path):
+    nb = _tagged_notebook(tmp_path / "tiny" / "98_tags.ipynb")
+    text = _text(export_html(nb, tmp_path / "reports" / "98_tags-tiny.html").read_text())
+    for name in ["hide_input", "remove_input"]:  # outputs only
+        assert f"{name}_SOURCE" not in text and f"{name}_OUTPUT" in text
+    assert "remove_output_SOURCE" in text and "remove_output_OUTPUT" not in text
+    assert "remove_cell_SOURCE" not in text and "remove_cell_OUTPUT" not in text
+    assert "plain_SOURCE" in text and "plain_OUTPUT" in text
+
+
+def test_index_shows_report_figures_as_small_thumbnails(tmp_path):
+    from PIL import Image
+
+    nb = _tagged_notebook(tmp_path / "tiny" / "98_tags.ipynb", n_figures=2)
+    report = export_html(nb, tmp_path / "reports" / "98_tags-tiny.html")
+    index = write_index(tmp_path / "reports").read_text()
+    [row] = re.findall(r'<tr class="figures">(.*?)</tr>', index, flags=re.S)
+    links = re.findall(r'<a href="([^"]+)"><img src="data:image/png;base64,([^"]+)"', row)
+    # The removed cell's figure is not in the report, so not in the index either.
+    assert [href for href, _ in links] == [
+        f"{report.name}#cell-id=fig0",
+        f"{report.name}#cell-id=fig1",
+    ]
+    for _, data in links:
+        thumb = Image.open(io.BytesIO(base64.b64decode(data)))
+        assert thumb.size == (reports.THUMB_PX, reports.THUMB_PX * 2 // 3)  # 900 × 600 scaled
+        assert thumb.getpixel((0, 0)) == thumb.getpixel((1, 1))  # transparency flattened
+    assert len(index) < 20_000  # downscaled: two 900 × 600 figures cost a few kB
+    assert [u for u in _resource_urls(index) if _is_remote(u)] == []
+
+
+def test_index_counts_the_figures_beyond_the_cap(tmp_path, monkeypatch):
+    monkeypatch.setattr(reports, "MAX_THUMBS", 2)
+    nb = _tagged_notebook(tmp_path / "tiny" / "98_tags.ipynb", n_figures=5)
+    export_html(nb, tmp_path / "reports" / "98_tags-tiny.html")
+    index = write_index(tmp_path / "reports").read_text()
+    assert index.count("<img ") == 2
+    assert '<a href="98_tags-tiny.html">+3 more</a>' in index
+
+
+def test_index_skips_unreadable_images_and_pages_without_figures(tmp_path):
+    reports_dir = tmp_path / "reports"
+    reports_dir.mkdir()
+    (reports_dir / "a.html").write_text('<img src="data:image/png;base64,bm90IGEgcG5n">')
+    (reports_dir / "b.html").write_text("<p>no figures</p>")
+    index = write_index(reports_dir).read_text()
+    assert "<img" not in index and 'class="figures"' not in index
+
+
+def test_remote_resources_finds_what_a_browser_would_fetch():
+    page = """<a href="https://example.org/paper">prose link</a>
+    <script src="https://cdn.example.org/require.js"></script>
+    <link rel="stylesheet" href="//fonts.googleapis.com/css?family=Roboto">
+    <img alt="x" src='http://example.org/a.png'><img src="data:image/png;base64,AAAA">
+    <style>@import "https://example.org/b.css"; .x { background: url(https://example.org/c.svg) }
+    /* see https://github.com/some/project */</style>
+    <script type="module">const m = await import("https://unpkg.com/mermaid.mjs");</script>
+    <script src="_static/mathjax/MathJax.js?config=Safe"></script>"""
+    assert reports.remote_resources(page) == [
+        "https://cdn.example.org/require.js",
+        "//fonts.googleapis.com/css?family=Roboto",
+        "http://example.org/a.png",
+        "https://example.org/b.css",
+        "https://example.org/c.svg",
+        "https://unpkg.com/mermaid.mjs",
+    ]

@@ -8,14 +8,21 @@ manager from CDNs; the report template drops require.js and Mermaid (diagrams st
 source text), widget state is left out (widget outputs show their plain-text form), and MathJax 2
 is copied next to the reports from the ``jupyter-server-mathjax`` package into
 ``<reports>/_static/mathjax/``. Without that package the equations stay as TeX source.
+
+Cells tagged for reviewers: ``hide-input`` (or ``remove-input``) shows only the cell's outputs,
+``remove-output`` only its code, ``remove-cell`` drops the cell. The index shows each report's
+figures as small inline thumbnails (downscaled copies, embedded as ``data:`` URIs).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import filecmp
 import html
 import importlib.util
+import io
 import json
 import logging
 import os
@@ -58,7 +65,22 @@ _TEMPLATE = (
 """
 )
 
-__all__ = ["REPORT_META", "export_html", "write_index"]
+# Cell tags a report honours: the names JupyterLab's and Jupyter Book's users already know.
+HIDE_INPUT_TAGS = frozenset({"hide-input", "remove-input"})
+REMOVE_OUTPUT_TAGS = frozenset({"remove-output"})
+REMOVE_CELL_TAGS = frozenset({"remove-cell"})
+THUMB_PX = 240  # thumbnails in the index fit a THUMB_PX × THUMB_PX box
+MAX_THUMBS = 8  # per report; the rest are counted ("+3 more")
+
+__all__ = [
+    "HIDE_INPUT_TAGS",
+    "REMOVE_CELL_TAGS",
+    "REMOVE_OUTPUT_TAGS",
+    "REPORT_META",
+    "export_html",
+    "remote_resources",
+    "write_index",
+]
 
 
 # ----------------------------------------------------------------------------- MathJax
@@ -131,7 +153,8 @@ def export_html(executed_nb: Path, dest: Path) -> Path:
     """Export an executed notebook to a standalone HTML page at ``dest`` (written atomically).
 
     Uses nbconvert's ``lab`` template; outputs keep their inline images and Markdown images are
-    embedded; cells tagged ``hide-input`` show only their output. The page's title is the first
+    embedded; cells tagged ``hide-input`` show only their output and ``remove-cell`` ones are left
+    out (see the module docstring for all tags). The page's title is the first
     Markdown heading, and a ``<meta name="wemem-report">`` carries the run's description (title,
     run name, start, wall time; from ``run.json`` beside the notebook when present) for
     :func:`write_index`. The page loads nothing from the network: MathJax comes from
@@ -166,11 +189,16 @@ def export_html(executed_nb: Path, dest: Path) -> Path:
         embed_images=True,
         mathjax_url=_install_mathjax(dest.parent),
     )
-    exporter.register_preprocessor(
-        TagRemovePreprocessor(remove_input_tags={"hide-input"}), enabled=True
+    tags = TagRemovePreprocessor(
+        remove_input_tags=set(HIDE_INPUT_TAGS),
+        remove_all_outputs_tags=set(REMOVE_OUTPUT_TAGS),
+        remove_cell_tags=set(REMOVE_CELL_TAGS),
     )
+    exporter.register_preprocessor(tags, enabled=True)
     resources = {"metadata": {"name": title, "path": str(executed_nb.parent)}}
     body, _ = exporter.from_notebook_node(nb, resources=resources)
+    for url in remote_resources(body):  # a newer nbconvert template may add one
+        logger.warning("%s loads %s from the network", dest.name, url)
     tag = f'<meta name="{REPORT_META}" content="{html.escape(json.dumps(meta))}">'
     body, n = re.subn(r"<head[^>]*>", lambda m: f"{m.group(0)}\n{tag}", body, count=1)
     if not n:
@@ -178,6 +206,23 @@ def export_html(executed_nb: Path, dest: Path) -> Path:
     atomic_write_text(dest, body)
     logger.info("report: %s", dest)
     return dest
+
+
+_REMOTE = r"""\s*["']?((?:https?:)?//[^"'\s>)]+)"""
+_REMOTE_RES = [
+    # What a browser fetches by itself: src/href/poster/data of any tag but <a> (prose links
+    # stay), CSS url(...) and @import, and ES module imports in inline scripts.
+    re.compile(r"<(?!a\b)[a-z][^>]*?\b(?:src|href|poster|data)\s*=" + _REMOTE, re.IGNORECASE),
+    re.compile(r"(?:\burl\(|@import)" + _REMOTE, re.IGNORECASE),
+    re.compile(r"""(?<!@)\bimport\s*\(?\s*["']((?:https?:)?//[^"'\s]+)""", re.IGNORECASE),
+]
+
+
+def remote_resources(page: str) -> list[str]:
+    """The network URLs (``http(s)://`` or ``//``) a browser would load for ``page`` by itself:
+    scripts, stylesheets, images, fonts, frames, module imports. Links in ``<a href>`` are not
+    resources and are not listed."""
+    return [m.group(1) for regex in _REMOTE_RES for m in regex.finditer(page)]
 
 
 # ----------------------------------------------------------------------------- index
@@ -215,14 +260,83 @@ def _format_start(start: str | None) -> str:
     return when.strftime("%Y-%m-%d %H:%M UTC")
 
 
+_FIGURE_RE = re.compile(
+    r'<div\b[^>]*?\bid="(cell-id=[^"]*)"|<img\b[^>]*?\bsrc="data:image/png;base64,([^"]+)"'
+)
+
+
+def _report_figures(page: str) -> list[tuple[str, bytes]]:
+    """The PNG images a report page shows (its figures: outputs of the cells it keeps), in page
+    order, each with the ``id`` of the cell that holds it (``""`` before the first cell)."""
+    figures, cell = [], ""
+    for match in _FIGURE_RE.finditer(page):
+        if match.group(1) is not None:
+            cell = match.group(1)
+            continue
+        try:
+            figures.append((cell, base64.b64decode(match.group(2))))
+        except (binascii.Error, ValueError):
+            logger.warning("skipping an undecodable image in a report")
+    return figures
+
+
+def _thumbnail(png: bytes) -> tuple[bytes, int | None, int | None] | None:
+    """A PNG of ``png`` that fits THUMB_PX × THUMB_PX (flattened on white, 256-colour palette:
+    a few kB), with its width and height; ``None`` for an unreadable image. Without Pillow
+    (it comes with matplotlib) the original, sized by the page's CSS."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return png, None, None
+    try:
+        with Image.open(io.BytesIO(png)) as image:
+            rgba = image.convert("RGBA")
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    flat = Image.new("RGBA", rgba.size, "white")
+    flat.alpha_composite(rgba)
+    small = flat.convert("RGB")
+    small.thumbnail((THUMB_PX, THUMB_PX), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    small.quantize(256).save(out, format="PNG", optimize=True)
+    return out.getvalue(), small.width, small.height
+
+
+def _thumbnails_html(page_path: Path, title: str) -> str:
+    """Inline thumbnails of the report's figures, each linking to its cell in the report."""
+    try:
+        figures = _report_figures(page_path.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return ""
+    esc, links = html.escape, []
+    for i, (cell, png) in enumerate(figures[:MAX_THUMBS], start=1):
+        thumb = _thumbnail(png)
+        if thumb is None:
+            continue
+        data, width, height = thumb
+        size = f' width="{width}" height="{height}"' if width else ""
+        href = page_path.name + (f"#{cell}" if cell else "")
+        links.append(
+            f'<a href="{esc(href)}"><img src="data:image/png;base64,'
+            f'{base64.b64encode(data).decode()}"{size} alt="{esc(f"figure {i} of {title}")}"></a>'
+        )
+    if len(figures) > MAX_THUMBS:
+        links.append(f'<a href="{esc(page_path.name)}">+{len(figures) - MAX_THUMBS} more</a>')
+    return " ".join(links)
+
+
 _INDEX_CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
        max-width: 60rem; padding: 0 1rem; color: #222; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: 0.4rem 0.8rem; border-bottom: 1px solid #ddd; }
 th { border-bottom: 2px solid #444; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 a { color: #0645ad; }
+tr:has(+ tr.figures) td { border-bottom: none; }
+tr.figures td { padding-top: 0; }
+tr.figures img { max-width: 240px; max-height: 240px; margin: 0 0.4rem 0.4rem 0;
+                 vertical-align: top; border: 1px solid #ddd; }
 """
 
 
@@ -231,7 +345,10 @@ def write_index(reports_dir: Path) -> Path:
 
     Plain HTML with inline CSS and no external resources; rows sorted by notebook, then run name;
     pages without wemem's ``<meta>`` are listed by file name. Each row also
-    links the run's folder (``../<stem>/<run>/``) when the report names its run.
+    links the run's folder (``../<stem>/<run>/``) when the report names its run. Below it, the
+    report's figures (the PNG outputs the page shows, so hidden-input cells count and removed
+    cells do not) appear as thumbnails embedded in the page (at most THUMB_PX wide, a few kB
+    each; MAX_THUMBS per report), each linking to its cell in the report.
     """
     reports_dir = Path(reports_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
@@ -258,6 +375,9 @@ def write_index(reports_dir: Path) -> Path:
             f"<td>{folder}</td>"
             "</tr>"
         )
+        thumbs = _thumbnails_html(path, str(meta.get("title", path.stem)))
+        if thumbs:
+            rows.append(f'<tr class="figures"><td colspan="5">{thumbs}</td></tr>')
     body = "\n".join(rows) or '<tr><td colspan="5">No reports yet.</td></tr>'
     generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     page = f"""<!DOCTYPE html>
