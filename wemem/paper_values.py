@@ -1,120 +1,71 @@
 """Numbers the paper reports, as data (never typed into prose), with their source.
 
-Source: the NDSS 2025 talk slides (``shared/spec/slides.txt``), as extracted in the project's spec
-(``shared/spec/paper.md`` §8.1). Attack accuracy in %; the metric attacks report balanced
-accuracy, the classifier attacks plain accuracy on the imbalanced victim set (spec §9.10).
+The values live in ``wemem/paper_values.yaml`` (package data), one block per slide table with a
+``source`` field: the NDSS 2025 talk slides (``shared/spec/slides.txt``) as transcribed in the
+project's spec (``shared/spec/paper.md`` §8.1). This module loads that file and keeps the shapes
+the notebooks use: :data:`T_RMR`, :data:`T_TIME`, :func:`rmr_table`, :func:`time_table` and
+:func:`base_attack_accuracy`. Attack accuracy in the tables is in %; the metric attacks report
+balanced accuracy, the classifier attacks plain accuracy on the imbalanced victim set (spec §9.10).
 """
 
 from __future__ import annotations
 
+import functools
+from importlib import resources
+
 import pandas as pd
+import yaml
 
-SOURCE = "NDSS 2025 talk slides, table 'Under RMR defense ...' (spec §8.1, T-RMR)"
+__all__ = [
+    "SOURCE",
+    "T_RMR",
+    "T_TIME",
+    "base_attack_accuracy",
+    "claims",
+    "load",
+    "rmr_table",
+    "settings_table",
+    "time_table",
+]
 
-_ATTACKS = ["conf", "entr", "mentr", "hconf", "samia", "nn", "top3_nn", "cl_nn"]
+_UNIT_SECONDS = {"s": 1, "min": 60, "h": 3600}
 
-#: T-RMR: test accuracy and attack accuracy (%) per (data & model, λr or Base).
+
+@functools.cache
+def load() -> dict:
+    """The parsed ``paper_values.yaml``: blocks ``t_setup``, ``t_settings``, ``t_rmr``,
+    ``t_time`` (each with ``title`` and ``source``) and ``claims``. Treat it as read-only."""
+    text = resources.files("wemem").joinpath("paper_values.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def _seconds(cell: str | float) -> float:
+    """A slide time cell ("630s", "7h") in seconds."""
+    if isinstance(cell, int | float):
+        return float(cell)
+    for unit in sorted(_UNIT_SECONDS, key=len, reverse=True):
+        if cell.endswith(unit):
+            return float(cell[: -len(unit)]) * _UNIT_SECONDS[unit]
+    raise ValueError(f"paper_values.yaml: time {cell!r} has no unit; allowed: s, min, h")
+
+
+_DATA = load()
+_ATTACKS: list[str] = _DATA["t_rmr"]["attacks"]
+
+SOURCE = f"NDSS 2025 talk {_DATA['t_rmr']['source']}"
+
+#: T-RMR: (dataset, arch, setting, test acc %, attack accuracy % per attack in T-RMR's order).
 T_RMR = [
-    (
-        "cifar10",
-        "densenet121",
-        "base",
-        80.01,
-        [63.91, 62.05, 63.96, 64.33, 78.10, 75.85, 76.08, 78.44],
-    ),
-    (
-        "cifar10",
-        "densenet121",
-        "0.01",
-        78.96,
-        [60.69, 58.43, 60.67, 60.78, 76.19, 73.50, 73.41, 76.22],
-    ),
-    (
-        "cifar10",
-        "densenet121",
-        "0.1",
-        77.81,
-        [54.60, 53.06, 54.78, 54.84, 73.07, 72.89, 73.17, 73.13],
-    ),
-    (
-        "cifar10",
-        "densenet121",
-        "1",
-        69.83,
-        [52.14, 50.97, 51.99, 51.93, 72.79, 73.27, 72.04, 73.03],
-    ),
-    (
-        "cifar100",
-        "densenet121",
-        "base",
-        42.44,
-        [91.91, 91.02, 92.10, 92.09, 94.39, 93.98, 94.84, 94.36],
-    ),
-    (
-        "cifar100",
-        "densenet121",
-        "0.01",
-        41.03,
-        [90.03, 88.68, 90.18, 90.24, 93.17, 92.78, 93.02, None],
-    ),
-    (
-        "cifar100",
-        "densenet121",
-        "0.1",
-        37.46,
-        [60.12, 54.69, 60.07, 59.93, 73.30, 73.29, 72.45, 72.91],
-    ),
-    (
-        "cifar100",
-        "densenet121",
-        "1",
-        10.13,
-        [50.88, 50.07, 50.88, 51.21, 71.32, 72.05, 71.67, 72.37],
-    ),
+    (r["dataset"], r["arch"], r["setting"], r["test_acc"], list(r["attack"]))
+    for r in _DATA["t_rmr"]["rows"]
 ]
 
 #: T-time: victim fine-tuning wall-clock over the 5 rounds, seconds (DP in hours on the slide).
 T_TIME = {
-    ("cifar10", "vgg16bn"): {
-        "base": 630,
-        "rsw": 269,
-        "rmr": 468,
-        "swmr": 332,
-        "ppb": 571,
-        "adv": 275,
-        "relaxloss": 434,
-        "dp": 7 * 3600,
-    },
-    ("cifar100", "resnet18"): {
-        "base": 458,
-        "rsw": 174,
-        "rmr": 611,
-        "swmr": 259,
-        "ppb": 643,
-        "adv": 226,
-        "relaxloss": 532,
-        "dp": 9 * 3600,
-    },
-    ("cinic10", "densenet121"): {
-        "base": 1616,
-        "rsw": 463,
-        "rmr": 2404,
-        "swmr": 1498,
-        "ppb": 1759,
-        "adv": 495,
-        "relaxloss": 1696,
-        "dp": 50 * 3600,
-    },
-    ("location30", "fc"): {
-        "base": 93,
-        "rsw": 68,
-        "rmr": 98,
-        "swmr": 95,
-        "ppb": 99,
-        "adv": 195,
-        "relaxloss": 88,
-        "dp": 231,
-    },
+    (r["dataset"], r["arch"]): {
+        k: int(_seconds(v)) for k, v in r.items() if k not in ("dataset", "arch")
+    }
+    for r in _DATA["t_time"]["rows"]
 }
 
 
@@ -158,3 +109,18 @@ def time_table() -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
+
+
+def settings_table() -> pd.DataFrame:
+    """T-settings: per dataset (and architectures) the class count h, window widths, steps and τ."""
+    rows = [
+        {**r, **{k: ", ".join(map(str, r[k])) for k in ("widths", "steps", "archs")}}
+        for r in _DATA["t_settings"]["rows"]
+    ]
+    return pd.DataFrame(rows)
+
+
+def claims() -> pd.DataFrame:
+    """The paper's statements (id, statement, source) and the run claims that test each
+    (``tested_by``: list of ``"<notebook stem>:<dotted key in metrics.json>"``)."""
+    return pd.DataFrame([{**c, "tested_by": list(c["tested_by"])} for c in _DATA["claims"]])

@@ -1,0 +1,188 @@
+"""Paper values from the YAML data file, and the paper-vs-reproduced tables on fabricated runs."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from wemem import paper_tables as pt
+from wemem import paper_values
+
+# The values wemem/paper_values.py held as literals before they moved to paper_values.yaml.
+OLD_T_RMR = [
+    ("cifar10", "densenet121", "base", 80.01, [63.91, 62.05, 63.96, 64.33, 78.10, 75.85, 76.08, 78.44]),
+    ("cifar10", "densenet121", "0.01", 78.96, [60.69, 58.43, 60.67, 60.78, 76.19, 73.50, 73.41, 76.22]),
+    ("cifar10", "densenet121", "0.1", 77.81, [54.60, 53.06, 54.78, 54.84, 73.07, 72.89, 73.17, 73.13]),
+    ("cifar10", "densenet121", "1", 69.83, [52.14, 50.97, 51.99, 51.93, 72.79, 73.27, 72.04, 73.03]),
+    ("cifar100", "densenet121", "base", 42.44, [91.91, 91.02, 92.10, 92.09, 94.39, 93.98, 94.84, 94.36]),
+    ("cifar100", "densenet121", "0.01", 41.03, [90.03, 88.68, 90.18, 90.24, 93.17, 92.78, 93.02, None]),
+    ("cifar100", "densenet121", "0.1", 37.46, [60.12, 54.69, 60.07, 59.93, 73.30, 73.29, 72.45, 72.91]),
+    ("cifar100", "densenet121", "1", 10.13, [50.88, 50.07, 50.88, 51.21, 71.32, 72.05, 71.67, 72.37]),
+]  # fmt: skip
+OLD_T_TIME = {
+    ("cifar10", "vgg16bn"): {"base": 630, "rsw": 269, "rmr": 468, "swmr": 332, "ppb": 571, "adv": 275, "relaxloss": 434, "dp": 7 * 3600},
+    ("cifar100", "resnet18"): {"base": 458, "rsw": 174, "rmr": 611, "swmr": 259, "ppb": 643, "adv": 226, "relaxloss": 532, "dp": 9 * 3600},
+    ("cinic10", "densenet121"): {"base": 1616, "rsw": 463, "rmr": 2404, "swmr": 1498, "ppb": 1759, "adv": 495, "relaxloss": 1696, "dp": 50 * 3600},
+    ("location30", "fc"): {"base": 93, "rsw": 68, "rmr": 98, "swmr": 95, "ppb": 99, "adv": 195, "relaxloss": 88, "dp": 231},
+}  # fmt: skip
+
+
+def test_yaml_values_equal_the_old_module():
+    assert paper_values.T_RMR == OLD_T_RMR
+    assert paper_values.T_TIME == OLD_T_TIME
+    base = paper_values.base_attack_accuracy("cifar10", "densenet121")
+    assert base["conf"] == pytest.approx(0.6391) and len(base) == 8
+    assert paper_values.base_attack_accuracy("synthetic", "fc") is None
+    t = paper_values.time_table()
+    row = t[(t.dataset == "location30") & (t.defense == "adv")].iloc[0]
+    assert row.paper_seconds == 195 and row.paper_ratio == pytest.approx(195 / 93)
+    assert len(paper_values.rmr_table()) == 64
+
+
+def test_every_block_names_its_source():
+    data = paper_values.load()
+    for key in ("t_setup", "t_settings", "t_rmr", "t_time"):
+        assert "slides" in data[key]["source"], key
+    assert all(c["source"] and c["tested_by"] for c in data["claims"])
+    assert list(paper_values.settings_table().tau) == [0.5, 0.6, 0.7, 0.65, 0.6, 0.6, 0.75]
+
+
+def test_slide_times_parse_with_their_unit():
+    assert paper_values._seconds("7h") == 7 * 3600
+    assert paper_values._seconds("630s") == 630
+    with pytest.raises(ValueError, match="no unit"):
+        paper_values._seconds("630")
+
+
+def _write(root, stem, run, metrics, files=()):
+    folder = root / stem / run
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    for f in files:
+        (folder / f).parent.mkdir(parents=True, exist_ok=True)
+        (folder / f).write_text("x")
+
+
+RMR = {
+    "settings": {"dataset": "cifar10", "arch": "densenet121", "attacks": ["conf", "nn"]},
+    "settings_results": [
+        {"method": "Base", "lambda_r": None, "test_acc": 0.80, "attack": 0.70},
+        {"method": "RMR", "lambda_r": 0.1, "test_acc": 0.75, "attack": 0.60},
+    ],
+}
+
+
+def test_collect_keeps_the_profile_and_reports_missing_notebooks(tmp_path):
+    _write(tmp_path, "04_defense_rmr", "cpu", RMR)
+    _write(tmp_path, "04_defense_rmr", "cpu-interactive", RMR)
+    _write(tmp_path, "04_defense_rmr", "tiny", RMR)
+    _write(tmp_path, "10_time_cost", "cpu-variant", {})
+    runs = pt.collect(tmp_path, "cpu")
+    assert set(runs) == set(pt.NOTEBOOKS) and len(pt.NOTEBOOKS) == 12
+    assert list(runs["04_defense_rmr"]) == ["cpu"] and list(runs["10_time_cost"]) == ["cpu-variant"]
+    assert runs["02_motivation"] == {}
+    table = pt.runs_table(runs, "cpu")
+    assert (table.set_index("notebook").status["02_motivation"]) == "not run"
+    assert pt.collect(tmp_path / "nothing", "cpu") == {s: {} for s in pt.NOTEBOOKS}
+
+
+def test_delta_is_reproduced_minus_paper(tmp_path):
+    _write(tmp_path, "04_defense_rmr", "cpu", RMR)
+    table = pt.paper_vs_reproduced(pt.collect(tmp_path, "cpu"), "cpu")
+    rmr = table[
+        (table.artefact == "T-RMR") & (table["paper data & model"] == "cifar10/densenet121")
+    ]
+    rows = rmr.set_index(["quantity", "setting"])
+    base_attack = rows.loc[("mean attack accuracy", "Base")]
+    assert base_attack.paper == pytest.approx((63.91 + 75.85) / 2 / 100)  # the run's attacks only
+    assert base_attack.delta == pytest.approx(0.70 - (63.91 + 75.85) / 200)
+    assert base_attack.notes == "same data & model as the paper"
+    acc = rows.loc[("test accuracy − Base", "λr=0.1")]
+    assert acc.paper == pytest.approx(-0.022) and acc.reproduced == pytest.approx(-0.05)
+    assert acc.delta == pytest.approx(-0.028)
+    assert pd.isna(rows.loc[("test accuracy", "λr=0.01")].reproduced)  # the run has no λr=0.01
+    other = table[
+        (table.artefact == "T-RMR") & (table["paper data & model"] != "cifar10/densenet121")
+    ]
+    assert other.notes.str.startswith("different data & model").all()
+
+
+def test_time_ratios_and_not_run_rows(tmp_path):
+    costs = [
+        {"defense": "base", "ratio_to_base": 1.0},
+        {"defense": "rsw_l2h", "ratio_to_base": 0.5},
+    ]
+    metrics = {"settings": {"dataset": "synthetic", "arch": "fc"}, "time_cost": costs}
+    _write(tmp_path, "10_time_cost", "cpu", metrics)
+    table = pt.paper_vs_reproduced(pt.collect(tmp_path, "cpu"), "cpu")
+    t = table[table.artefact == "T-time"].set_index(["paper data & model", "setting"])
+    row = t.loc[("cifar10/vgg16bn", "RSW(L→H)")]
+    assert row.paper == pytest.approx(269 / 630) and row.delta == pytest.approx(0.5 - 269 / 630)
+    assert pd.isna(t.loc[("cifar10/vgg16bn", "DP")].delta)  # no DP run: no delta
+    rmr = table[table.artefact == "T-RMR"]
+    assert rmr.run.isna().all() and rmr.reproduced.isna().all() and (rmr.notes == "not run").all()
+
+
+def test_paper_profile_compares_only_the_same_data_and_model(tmp_path):
+    _write(tmp_path, "04_defense_rmr", "paper-cifar10_densenet121", RMR)
+    table = pt.paper_vs_reproduced(pt.collect(tmp_path, "paper"), "paper")
+    rmr = table[table.artefact == "T-RMR"].set_index("paper data & model")
+    assert (rmr.loc["cifar10/densenet121"].run == "04_defense_rmr/paper-cifar10_densenet121").all()
+    assert (rmr.loc["cifar100/densenet121"].notes == "no run on cifar100/densenet121").all()
+
+
+CLAIMS_03 = {
+    "claims": {"smaller_width_lowers_test_acc": True, "mean_speedup_vs_base": 0.8, "extra": False},
+    "checks": {"every_window_ran": True},
+    "settings": {"stem_maxpool": True},
+}
+
+
+def test_claims_summary_statuses(tmp_path):
+    _write(tmp_path, "03_defense_rsw", "cpu", CLAIMS_03)
+    claims = pt.claims_summary(pt.collect(tmp_path, "cpu"), "cpu")
+    status = claims.set_index(["notebook", "key"]).status
+    assert status["03_defense_rsw", "claims.smaller_width_lowers_test_acc"] == "holds"
+    assert status["03_defense_rsw", "claims.mean_speedup_vs_base > 1"] == "does not hold"
+    missing = status["03_defense_rsw", "claims.lowest_attack_is_small_width_small_step"]
+    assert missing == "not in metrics"
+    assert status["05_defense_swmr", "claims.smaller_width_lowers_test_acc"] == "not run"
+    own = claims[claims.source == "this project (03_defense_rsw)"]
+    assert list(own.key) == ["claims.extra"] and list(own.status) == ["does not hold"]
+    verdict = pt.by_statement(claims).set_index("claim").verdict
+    assert verdict["narrow_window_costs_accuracy"] == "holds"  # 05 not run, 03 holds
+    assert verdict["window_is_faster"] == "does not hold"
+    assert verdict["data_reuse"] == "not run"
+
+
+def test_nothing_run_is_reported_not_raised(tmp_path):
+    runs = pt.collect(tmp_path, "tiny")
+    table, claims = pt.paper_vs_reproduced(runs, "tiny"), pt.claims_summary(runs, "tiny")
+    assert table.reproduced.isna().all() and table.delta.isna().all()
+    assert set(claims.status) == {"not run"}
+    assert all(pt.checks(table, claims, runs).values())
+    metrics = {
+        "settings": {"profile": "tiny"},
+        "runs": pt.runs_table(runs, "tiny").to_dict("records"),
+        "counts": pt.counts(table, claims),
+        "statements": pt.by_statement(claims).to_dict("records"),
+    }
+    text = pt.summary_text(metrics)
+    assert "runs found for 0 of 12 notebooks" in text and f"not run: {len(claims)}." in text
+    artefacts = pt.artefact_map(runs, tmp_path, "tiny")
+    assert set(artefacts.status) == {"not run"}
+
+
+def test_artefact_map_says_which_files_were_written(tmp_path):
+    _write(tmp_path, "10_time_cost", "cpu", {}, files=["tables/time_cost.csv"])
+    a = pt.artefact_map(pt.collect(tmp_path, "cpu"), tmp_path, "cpu").set_index("file").status
+    assert a["tables/time_cost.csv"] == "written" and a["figures/time_cost.png"] == "missing"
+
+
+def test_outputs_root_is_the_batch_root_under_the_runner(tmp_path):
+    inside = tmp_path / "out" / "12_paper_tables" / ".tmp-tiny-123"
+    assert pt.locate_outputs_root("../outputs", inside) == (tmp_path / "out").resolve()
+    assert pt.locate_outputs_root("../outputs", tmp_path / "elsewhere") == pt.Path("../outputs")
+    assert pt.locate_outputs_root("../outputs", "") == pt.Path("../outputs")
