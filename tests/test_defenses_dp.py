@@ -199,7 +199,7 @@ def test_a_batchnorm_model_is_converted_with_a_warning(caplog):
     fc = _fc()
     assert make_private_compatible(fc) is fc and not caplog.text
     x = torch.randn(8, 1, 8, 8)
-    with pytest.raises(ParamsError, match="make_private_compatible"):
+    with pytest.raises(ParamsError, match="set norm: group.*make_private_compatible"):
         DPSGDHooks(noise_multiplier=1.0).bind(model, x, torch.zeros(8).long(), torch.arange(8), [])
 
 

@@ -78,8 +78,14 @@ PROMISES = {
         "tables/dp_settings.csv",
         "figures/privacy_utility.png",
     ],
-    "09_pruning_approaches": ["metrics.json", "tables/pruning.csv", "tables/rates.csv",
-                              "tables/approaches.csv", "figures/pruning.png"],
+    "09_pruning_approaches": [
+        "metrics.json",
+        "tables/pruning.csv",
+        "tables/rates.csv",
+        "tables/approaches.csv",
+        "figures/pruning.png",
+        "figures/approaches.png",
+    ],
     "10_time_cost": ["metrics.json", "tables/time_cost.csv", "figures/time_cost.png"],
     "11_autotune": [
         "metrics.json",
@@ -95,6 +101,14 @@ PROMISES = {
         "tables/memscore_leakage.csv",
         "figures/roc_curves.png",
         "figures/memscore_leakage.png",
+    ],
+    "12_paper_tables": [
+        "metrics.json",
+        "tables/paper_vs_reproduced.csv",
+        "tables/claims_summary.csv",
+        "tables/statements.csv",
+        "tables/artefacts.csv",
+        "tables/runs.csv",
     ],
 }
 
@@ -189,6 +203,17 @@ def test_motivation_metrics_are_computed(tiny_batch):
     nb = nbformat.read(out / "02_motivation" / "tiny" / "02_motivation.ipynb", as_version=4)
     summary = nb.cells[-1].outputs[0]["data"]["text/markdown"]
     assert f"{m['claims']['mean_auc']['iterative']:.3f}" in summary  # prose reads metrics.json
+
+
+def test_paper_tables_read_the_runs_of_their_batch(tiny_batch):
+    out, _ = tiny_batch
+    m = json.loads((out / "12_paper_tables" / "tiny" / "metrics.json").read_text())
+    assert all(m["checks"].values())
+    assert {r["status"] for r in m["runs"]} == {"run"}  # 00-11 ran before 12, into the same root
+    assert m["counts"]["not_run"] == 0 and m["counts"]["compared"] > 0
+    nb = nbformat.read(out / "12_paper_tables" / "tiny" / "12_paper_tables.ipynb", as_version=4)
+    summary = nb.cells[-1].outputs[0]["data"]["text/markdown"]
+    assert f"holds: {m['counts']['holds']}," in summary  # prose reads metrics.json
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

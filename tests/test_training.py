@@ -120,3 +120,23 @@ def test_hooks_choose_rows_batches_optimizers_and_stop_cleanly():
     assert sorted(sum(h.seen, [])) == list(range(200))
     assert h.steps == {"a": 4, "b": 4}
     assert all(o.state for o in opts.values())  # both optimizers stepped
+
+
+class _OneRowTail(Hooks):
+    """Batches of 5 rows and a last batch of one row (what a sliding window can produce)."""
+
+    def batch_plan(self, epoch, rows, *, batch_size, generator):
+        yield Batch(rows[:5])
+        yield Batch(rows[5:6])
+
+
+def test_one_row_batch_is_skipped_for_batchnorm_models_only():
+    x, y = torch.randn(12, 1, 8, 8), torch.randint(0, 3, (12,))
+    cnn = build_model("resnet18", num_classes=3, in_channels=1, width=0.125, stem_maxpool=False)
+    res, _ = fit(cnn, x, y, torch.arange(6), torch.arange(6, 12),
+                 config=TrainConfig(max_epochs=1), hooks=_OneRowTail())  # fmt: skip
+    assert res.history[0]["n_train"] == 5  # the one-row batch (1×1 feature maps) was skipped
+    fc = build_model("fc", num_classes=3, in_features=64, width=0.125)
+    res, _ = fit(fc, x.flatten(1), y, torch.arange(6), torch.arange(6, 12),
+                 config=TrainConfig(max_epochs=1), hooks=_OneRowTail())  # fmt: skip
+    assert res.history[0]["n_train"] == 6

@@ -52,6 +52,10 @@ def stage(exp: Experiment, name: str) -> Stage:
         from wemem.errors import ParamsError
 
         raise ParamsError(f"stage = {name!r}: allowed values are {', '.join(STAGES)}")
+    from wemem.executor import Request
+
+    kind = "dense" if name == "dense" else "pruned"
+    exp.prefetch([Request(kind, r, one_shot=name == "one-shot") for r in exp.roles])
     outputs, models = {}, {}
     for role in exp.roles:
         if name == "dense":
@@ -68,6 +72,9 @@ def defended_stage(
 ) -> Stage:
     """Victim and shadows pruned (iteratively, or one-shot) with ``defense`` (adaptive: the same
     settings for every model)."""
+    from wemem.executor import Request
+
+    exp.prefetch([Request("defended", r, defense, one_shot, settings) for r in exp.roles])
     outputs, models, summary = {}, {}, None
     for role in exp.roles:
         run = exp.defended(role, defense, one_shot=one_shot, **settings)

@@ -7,6 +7,14 @@ payload, so a truncated or corrupted entry is detected on load and recomputed.
 
 Location: ``settings.cache_dir``, else ``$WEMEM_CACHE``, else ``.wemem_cache/`` at the repository
 root (the folder holding ``pyproject.toml``), else ``~/.cache/wemem/cache``.
+
+Kinds: ``dense`` (trained dense models), ``pruned`` (a whole pruning run: final model, per-round
+outputs, summary), ``round`` (the resume point of an unfinished pruning run, dropped once it
+finishes), ``memscores``, ``sensitivity``.
+
+Reachability: when ``$WEMEM_CACHE_LOG`` names a file, every entry loaded or saved is appended to it
+as ``<kind>/<key>``; the runner sets it per run and records the list in the run's ``run.json``, so
+:func:`gc` can remove what no recorded run uses. :func:`verify` re-hashes every payload.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from wemem.reporting import atomic_write_bytes as _atomic_write
 log = logging.getLogger(__name__)
 
 #: Bump an entry kind's version when the code that computes it changes meaning.
-VERSIONS = {"dense": 1, "pruned": 1, "outputs": 1}
+VERSIONS = {"dense": 1, "pruned": 1, "round": 1, "outputs": 1}
 
 
 def repo_root(start: Path | None = None) -> Path | None:
@@ -83,7 +91,17 @@ class Cache:
             payload.unlink(missing_ok=True)
             meta.unlink(missing_ok=True)
             return None
+        _log_access(kind, key)
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+
+    def contains(self, kind: str, key: str) -> bool:
+        """Whether payload and sidecar exist (not verified: :meth:`load` checks the digest)."""
+        return all(p.exists() for p in self._paths(kind, key))
+
+    def drop(self, kind: str, key: str) -> None:
+        """Remove an entry if present."""
+        for path in self._paths(kind, key):
+            path.unlink(missing_ok=True)
 
     def save(self, kind: str, key: str, obj: Any, spec: dict) -> None:
         payload, meta = self._paths(kind, key)
@@ -93,6 +111,7 @@ class Cache:
         _atomic_write(payload, data)
         info = {"kind": kind, "key": key, "spec": spec, "sha256": hashlib.sha256(data).hexdigest()}
         _atomic_write(meta, json.dumps(info, sort_keys=True, indent=1, default=str).encode())
+        _log_access(kind, key)
 
     def get_or_compute(self, kind: str, spec: dict, compute: Callable[[], Any]) -> tuple[Any, bool]:
         """Return ``(object, hit)``; on a miss run ``compute()`` and store its result."""
@@ -103,3 +122,91 @@ class Cache:
         obj = compute()
         self.save(kind, key, obj, spec)
         return obj, False
+
+
+def _log_access(kind: str, key: str) -> None:
+    path = os.environ.get("WEMEM_CACHE_LOG")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:  # one short line: atomic with O_APPEND
+            f.write(f"{kind}/{key}\n")
+
+
+def read_access_log(path: Path) -> list[str]:
+    """The distinct ``<kind>/<key>`` entries recorded in an access log, sorted."""
+    if not Path(path).exists():
+        return []
+    return sorted({line.strip() for line in Path(path).read_text().splitlines() if line.strip()})
+
+
+def entries(root: Path) -> dict[str, dict[str, Path | None]]:
+    """Every ``<kind>/<key>`` under ``root`` → its ``payload`` and ``meta`` paths (``None``: missing);
+    stray files (temp files of an interrupted write) under ``"stray"``."""
+    found: dict[str, dict[str, Path | None]] = {}
+    root = Path(root)
+    if not root.is_dir():
+        return found
+    for path in sorted(root.glob("*/*/*")):
+        kind = path.parent.parent.name
+        if path.suffix in (".pt", ".json") and len(path.stem) == 64 and "." not in path.stem:
+            slot = found.setdefault(f"{kind}/{path.stem}", {"payload": None, "meta": None})
+            slot["payload" if path.suffix == ".pt" else "meta"] = path
+        else:
+            found.setdefault("stray", {})[str(path)] = path
+    return found
+
+
+def verify(root: Path, *, fix: bool = False) -> dict[str, list[str]]:
+    """Re-hash every payload against its sidecar.
+
+    Returns ``{"ok": [...], "corrupted": [...], "incomplete": [...], "stray": [...]}`` of entry
+    names (``corrupted``: digest mismatch, e.g. a truncated file; ``incomplete``: payload or sidecar
+    missing; ``stray``: leftover temp files). ``fix=True`` deletes everything not ``ok`` (the next
+    run recomputes it).
+    """
+    report: dict[str, list[str]] = {"ok": [], "corrupted": [], "incomplete": [], "stray": []}
+    for name, paths in entries(root).items():
+        if name == "stray":
+            report["stray"] += sorted(paths)
+            bad = list(paths.values())
+        elif paths["payload"] is None or paths["meta"] is None:
+            report["incomplete"].append(name)
+            bad = [p for p in paths.values() if p is not None]
+        else:
+            try:
+                want = json.loads(paths["meta"].read_text())["sha256"]
+            except (ValueError, KeyError):
+                want = None
+            ok = _file_sha256(paths["payload"]) == want
+            report["ok" if ok else "corrupted"].append(name)
+            bad = [] if ok else list(paths.values())
+        if fix:
+            for p in bad:
+                p.unlink(missing_ok=True)
+    return report
+
+
+def gc(root: Path, reachable: set[str], *, dry_run: bool = False) -> tuple[list[str], int]:
+    """Remove entries not in ``reachable`` (``<kind>/<key>`` names) and stray files.
+
+    Returns the removed names and the bytes freed (what would be, with ``dry_run``).
+    """
+    removed, freed = [], 0
+    for name, paths in entries(root).items():
+        if name != "stray" and name in reachable:
+            continue
+        for p in paths.values():
+            if p is None:
+                continue
+            freed += p.stat().st_size
+            if not dry_run:
+                p.unlink(missing_ok=True)
+        removed.append(name if name != "stray" else f"stray ({len(paths)} files)")
+    return removed, freed
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -20,21 +20,118 @@ USER_ERRORS = {"WememError", "ParamsError", "DatasetMissingError", "DataFormatEr
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from wemem import runner
 
+    dirs = {
+        "outputs_root": Path(args.outputs),
+        "notebooks_dir": Path(args.notebooks),
+        "params_dir": Path(args.params),
+    }
+    if args.dry_run:
+        from wemem.dry_run import cost_table, render
+
+        rows = runner.plan(args.profile, only=args.only, force=args.force, **dirs)
+        if args.verbose:
+            from wemem.dry_run import render_jobs
+
+            sys.stdout.write(render_jobs(rows) + "\n")
+        sys.stdout.write(render(cost_table(rows), profile=args.profile) + "\n")
+        return 0
     results = runner.reproduce(
         args.profile,
         only=args.only,
-        outputs_root=Path(args.outputs),
-        notebooks_dir=Path(args.notebooks),
-        params_dir=Path(args.params),
         kernel_name=args.kernel,
+        force=args.force,
+        executor=args.executor,
+        ray_address=args.ray_address,
+        **dirs,
     )
     total = sum(r["seconds"] for r in results)
+    skipped = sum(r["skipped"] for r in results)
     for r in results:
         logging.getLogger("wemem").info("%s [%s]: %.1f s", r["stem"], r["run_name"], r["seconds"])
     sys.stdout.write(
-        f"ran {len(results)} notebook(s) for profile {args.profile} in {total:.0f} s; "
+        f"ran {len(results) - skipped} notebook(s) for profile {args.profile} in {total:.0f} s"
+        f"{f', skipped {skipped} unchanged' if skipped else ''}; "
         f"reports: {Path(args.outputs) / 'reports' / 'index.html'}\n"
     )
+    return 0
+
+
+def _cache_root(args: argparse.Namespace) -> Path:
+    from wemem.cache import default_cache_dir
+
+    return Path(args.dir) if args.dir else default_cache_dir()
+
+
+def _cmd_cache_verify(args: argparse.Namespace) -> int:
+    from wemem import cache
+
+    root = _cache_root(args)
+    report = cache.verify(root, fix=args.fix)
+    bad = {k: v for k, v in report.items() if k != "ok" and v}
+    sys.stdout.write(f"cache {root}: {len(report['ok'])} entries ok\n")
+    for kind, names in bad.items():
+        verb = "removed" if args.fix else "found"
+        sys.stdout.write(f"  {kind} ({verb}): {len(names)}\n")
+        for n in names[:20]:
+            sys.stdout.write(f"    {n}\n")
+    return 1 if bad and not args.fix else 0
+
+
+def _cmd_cache_gc(args: argparse.Namespace) -> int:
+    import json
+
+    from wemem import cache
+    from wemem.errors import WememError
+
+    root = _cache_root(args)
+    reachable: set[str] = set()
+    records = 0
+    for out in args.outputs:
+        for record in Path(out).glob("*/*/run.json"):
+            entries = json.loads(record.read_text()).get("cache_entries")
+            if entries is not None:
+                records += 1
+                reachable |= set(entries)
+    if not records and not args.all:
+        raise WememError(
+            f"no run under {', '.join(args.outputs)} records its cache entries, so none is "
+            "reachable; pass --all to empty the cache, or --outputs to name the run folders"
+        )
+    if not args.drop_resume_points:
+        reachable |= {n for n in cache.entries(root) if n.startswith("round/")}
+    removed, freed = cache.gc(root, reachable, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    sys.stdout.write(
+        f"cache {root}: {records} recorded runs reach {len(reachable)} entries; "
+        f"{verb} {len(removed)} ({freed / 2**20:.1f} MiB)\n"
+    )
+    return 0
+
+
+def _cmd_manifest(args: argparse.Namespace) -> int:
+    from wemem import manifest
+    from wemem.errors import ParamsError
+
+    if args.refresh_minutes:
+        how = manifest.refresh_minutes(Path(args.params), Path(args.outputs), Path(args.notebooks))
+        for profile, source in how.items():
+            sys.stdout.write(f"{profile}: minutes {source}\n")
+    m = manifest.load(Path(args.params))
+    if args.write_readme:
+        manifest.write_readme_block(Path(args.readme), manifest.markdown_map(m))
+        sys.stdout.write(f"{args.readme}: map rewritten\n")
+        return 0
+    if args.markdown:
+        sys.stdout.write(manifest.markdown_map(m) + "\n")
+        return 0
+    problems = manifest.check(m, Path(args.notebooks), Path(args.params))
+    if problems:
+        raise ParamsError("manifest disagrees with notebooks/ and params/:\n" + "\n".join(problems))
+    for profile, runs in m.runs.items():
+        minutes = sum(r.minutes or 0 for r in runs)
+        sys.stdout.write(
+            f"{profile:<6} {len(runs):>3} runs  {minutes:7.0f} min  ({runs[0].hardware})\n"
+        )
     return 0
 
 
@@ -72,7 +169,48 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--notebooks", default="notebooks")
     r.add_argument("--params", default="params")
     r.add_argument("--kernel", default="python3", help="Jupyter kernel name")
+    r.add_argument("--force", action="store_true", help="rerun runs that are unchanged")
+    r.add_argument(
+        "--executor",
+        default="local",
+        choices=("local", "ray"),
+        help="where independent trainings run (ray: pip install 'wemem[cluster]')",
+    )
+    r.add_argument("--ray-address", default=None, help="existing Ray cluster (default: local)")
+    r.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the runs, models, epochs and estimated time per device class; run nothing",
+    )
     r.set_defaults(func=_cmd_reproduce)
+
+    c = sub.add_parser("cache", help="check or clean the model cache")
+    csub = c.add_subparsers(dest="cache_command", required=True)
+    cv = csub.add_parser("verify", help="re-hash every entry; report corrupted or truncated ones")
+    cv.add_argument("--dir", default=None, help="cache folder (default: as the runs use)")
+    cv.add_argument("--fix", action="store_true", help="delete bad entries (they are recomputed)")
+    cv.set_defaults(func=_cmd_cache_verify)
+    cg = csub.add_parser("gc", help="remove entries no recorded run uses")
+    cg.add_argument("--dir", default=None)
+    cg.add_argument("--outputs", nargs="+", default=["outputs"], help="run folders to keep for")
+    cg.add_argument("--dry-run", action="store_true", help="list, remove nothing")
+    cg.add_argument("--drop-resume-points", action="store_true", help="also unfinished runs'")
+    cg.add_argument("--all", action="store_true", help="allow emptying the cache")
+    cg.set_defaults(func=_cmd_cache_gc)
+
+    m = sub.add_parser("manifest", help="check params/manifest.yaml; print or write the README map")
+    m.add_argument("--params", default="params")
+    m.add_argument("--notebooks", default="notebooks")
+    m.add_argument("--markdown", action="store_true", help="print the README map")
+    m.add_argument("--write-readme", action="store_true", help="rewrite the README map")
+    m.add_argument("--readme", default="README.md")
+    m.add_argument(
+        "--refresh-minutes",
+        action="store_true",
+        help="rewrite run minutes: measured batches in --outputs, else the cost model",
+    )
+    m.add_argument("--outputs", default="outputs")
+    m.set_defaults(func=_cmd_manifest)
 
     d = sub.add_parser("data", help="list or fetch datasets")
     dsub = d.add_subparsers(dest="data_command", required=True)

@@ -94,6 +94,15 @@ def evaluate(
     return table
 
 
+def check_configs(exp: Experiment, configs: list[tuple[str, dict, dict]]) -> None:
+    """Refuse, before anything is trained, a sweep its experiment's models cannot run: DP-SGD on a
+    BatchNorm CNN (:func:`wemem.defenses.dp.check_settings`: set ``norm: group``)."""
+    if any(defense == "dp" for defense, _, _ in configs):
+        from wemem.defenses.dp import check_settings
+
+        check_settings(arch=exp.settings.arch, norm=exp.settings.norm)
+
+
 def sweep(
     exp: Experiment,
     configs: list[tuple[str, dict, dict]],
@@ -105,7 +114,14 @@ def sweep(
 ) -> pd.DataFrame:
     """:func:`evaluate` for each ``(defense, settings, labels)``; one long table."""
     from wemem import progress as _progress
+    from wemem.executor import Request
 
+    check_configs(exp, configs)
+    exp.prefetch(  # every (setting, model) pruning run at once, when the executor is Ray
+        Request("defended", role, d, bool((lab or {}).get("pruning") == "one-shot"), st)
+        for d, st, lab in configs
+        for role in exp.roles
+    )
     frames = []
     for defense, settings, labels in _progress.tqdm(
         configs, desc="defense settings", disable=not _progress.enabled(progress)
@@ -141,6 +157,7 @@ def time_cost(exp: Experiment, configs: list[tuple[str, dict, dict]]) -> pd.Data
     """Wall-clock of the victim's fine-tuning over the pruning rounds per defense, retrained (not
     read from the cache), with the ratio to Base (spec §8.1 T-time: per-epoch dev evaluation
     included, window precomputation excluded, as the official log line)."""
+    check_configs(exp, configs)
     rows = []
     for defense, settings, labels in configs:
         run = exp.defended("victim", defense, use_cache=False, **settings)

@@ -140,7 +140,14 @@ class Experiment:
         return self.build(seed=self.seed * 100 + self._role_index(role))
 
     def build(self, *, seed: int) -> nn.Module:
-        """A freshly initialised model of the experiment's architecture on its device."""
+        """A freshly initialised model of the experiment's architecture on its device.
+
+        ``settings.norm == "group"`` builds the CNNs with GroupNorm instead of BatchNorm for every
+        model of the experiment (victim, shadows, mem-score models; dense training included), so
+        that the dense model, its pruning and DP-SGD fine-tuning share one architecture. This is
+        this project's deviation for DP-SGD on CNNs: the paper does not say how it ran DP on
+        BatchNorm models (:mod:`wemem.models`).
+        """
         s = self.settings
         model = build_model(
             s.arch,
@@ -149,6 +156,7 @@ class Experiment:
             in_features=self._in_features,
             width=s.width,
             stem_maxpool=s.stem_maxpool,
+            norm=s.norm,
             seed=seed,
         ).to(self.device)
         if self.device.type == "cuda" and s.arch != "fc":
@@ -168,7 +176,7 @@ class Experiment:
 
     def _dense_spec(self, role: str) -> dict:
         s, sp = self.settings, self.split(role)
-        return {
+        spec = {
             "pool": self.pool.digest,
             "rows": _rows_digest(sp.train, sp.dev),
             "arch": s.arch,
@@ -176,6 +184,46 @@ class Experiment:
             "stem_maxpool": s.stem_maxpool,
             "train": self._train_config(role, max_epochs=s.max_epochs).__dict__,
         }
+        # only when it changes the model: BatchNorm keys (every entry made before) stay valid, and
+        # the FC model, which has no normalization layer, is shared
+        if s.norm != "batch" and s.arch != "fc":
+            spec["norm"] = s.norm
+        return spec
+
+    def _pruned_spec(
+        self,
+        role: str,
+        one_shot: bool = False,
+        approach: str | None = None,
+        rate: float | None = None,
+        defense: str = "base",
+        defense_spec: dict | None = None,
+    ) -> dict:
+        s = self.settings
+        return {
+            "dense": self._dense_spec(role),
+            "approach": approach or s.pruning_approach,
+            "rate": s.pruning_rate if rate is None else rate,
+            "rounds": 1 if one_shot else s.pruning_rounds,
+            "finetune": self._train_config(role, max_epochs=s.finetune_epochs).__dict__,
+            "defense": defense,
+            "defense_spec": defense_spec or {},
+            "eval_rows": _rows_digest(self.split(role).test),
+        }
+
+    def is_cached(self, request) -> bool:
+        """Whether the cache holds the entry a :class:`wemem.executor.Request` would compute."""
+        if request.kind == "dense":
+            kind, spec = "dense", self._dense_spec(request.role)
+        elif request.kind == "pruned":
+            kind, spec = "pruned", self._pruned_spec(request.role, request.one_shot)
+        else:
+            dspec, _, _ = self._defense_parts(request.defense, request.one_shot, request.settings)
+            kind = "pruned"
+            spec = self._pruned_spec(
+                request.role, request.one_shot, defense=request.defense, defense_spec=dspec
+            )
+        return self.cache.contains(kind, self.cache.key(kind, spec))
 
     def outputs(self, model: nn.Module, role: str) -> ModelOutputs:
         """Posteriors of ``model`` on the role's members and non-members."""
@@ -249,21 +297,30 @@ class Experiment:
         rate = s.pruning_rate if rate is None else rate
         rounds = 1 if one_shot else s.pruning_rounds
         ft = self._train_config(role, max_epochs=s.finetune_epochs)
-        spec = {
-            "dense": self._dense_spec(role),
-            "approach": approach,
-            "rate": rate,
-            "rounds": rounds,
-            "finetune": ft.__dict__,
-            "defense": defense,
-            "defense_spec": defense_spec or {},
-            "eval_rows": _rows_digest(self.split(role).test),
-        }
+        spec = self._pruned_spec(role, one_shot, approach, rate, defense, defense_spec)
+
+        key = self.cache.key("pruned", spec)
+        # Resume points, one entry per finished round (never overwritten, so a kill while one is
+        # written leaves the previous one intact); see prune_and_finetune.
+        round_keys = [self.cache.key("round", {"pruned": key, "round": k}) for k in range(rounds)]
+
+        def save_round(state: dict) -> None:
+            entry = {**state, "per_round": list(per_round)}
+            self.cache.save("round", round_keys[state["round"]], entry, {"pruned": key})
+
+        def latest_round() -> dict | None:
+            for k in reversed(range(rounds)):
+                if self.cache.contains("round", round_keys[k]):
+                    entry = self.cache.load("round", round_keys[k])
+                    if entry is not None:
+                        return entry
+            return None
 
         def compute() -> dict:
             model, _, _ = self.dense(role)
             sp = self.split(role)
-            per_round: list[ModelOutputs] = []
+            resume = latest_round() if use_cache else None
+            per_round[:] = resume.pop("per_round") if resume is not None else []
             res = prune_and_finetune(
                 model,
                 self.pool.x,
@@ -277,6 +334,8 @@ class Experiment:
                 config=ft,
                 hooks_factory=hooks_factory,
                 on_round_end=lambda k, m: per_round.append(self.outputs(m, role)),
+                checkpoint=save_round,
+                resume=resume,
                 desc=f"{role} {'one-shot' if one_shot else 'iterative'}",
             )
             state = {k: v.cpu() for k, v in model.state_dict().items()}
@@ -287,14 +346,17 @@ class Experiment:
                 "state": state,
                 "summary": summary,
                 "final": self.outputs(model, role),
-                "per_round": per_round,
+                "per_round": list(per_round),
             }
 
+        per_round: list[ModelOutputs] = []
         if use_cache:
             entry, hit = self.cache.get_or_compute("pruned", spec, compute)
         else:
             entry, hit = compute(), False
-            self.cache.save("pruned", self.cache.key("pruned", spec), entry, spec)
+            self.cache.save("pruned", key, entry, spec)
+        for k in round_keys:  # the finished run supersedes its resume points
+            self.cache.drop("round", k)
         log.info("%s pruned model (%s)", role, "cache" if hit else "trained")
         return PrunedRun(
             final=entry["final"],
@@ -320,23 +382,7 @@ class Experiment:
         ``settings`` are the defense's own (e.g. ``width``, ``step``, ``tau``, ``lambda_r``); they
         and, for the WeMem methods, a digest of the mem-scores enter the cache key.
         """
-        from wemem import defenses
-        from wemem.defenses.baseline_registry import BASELINES, baseline_factory
-
-        if defense in BASELINES:
-            if defense == "dp":  # the DP budget spans every round that shares the optimizer
-                rounds = 1 if one_shot else self.settings.pruning_rounds
-                settings.setdefault("epochs_planned", rounds * self.settings.finetune_epochs)
-            spec, factory, report = baseline_factory(defense, **settings)
-        else:
-            spec, factory, report = defenses.defense_spec(defense, **settings), Hooks, None
-        if defense != "base" and defense not in BASELINES:
-            ms = self.memscores()
-            labels = self.pool.y[: self.pool.n_train].cpu().numpy()
-            factory = defenses.make_hooks_factory(
-                defense, scores=ms.score, labels=labels, **settings
-            )
-            spec = {**spec, "memscores": hashlib.sha256(ms.score.tobytes()).hexdigest()}
+        spec, factory, report = self._defense_parts(defense, one_shot, settings)
         return self.pruned(
             role,
             one_shot=one_shot,
@@ -346,6 +392,37 @@ class Experiment:
             defense_report=report,
             use_cache=use_cache,
         )
+
+    def _defense_parts(self, defense: str, one_shot: bool, settings: dict) -> tuple:
+        """(cache-key spec, hooks factory, report function or None) of a named defense."""
+        from wemem import defenses
+        from wemem.defenses.baseline_registry import BASELINES, baseline_factory
+
+        settings = dict(settings)
+        if defense in BASELINES:
+            if defense == "dp":  # the DP budget spans every round that shares the optimizer
+                from wemem.defenses.dp import check_settings
+
+                check_settings(arch=self.settings.arch, norm=self.settings.norm)
+                rounds = 1 if one_shot else self.settings.pruning_rounds
+                settings.setdefault("epochs_planned", rounds * self.settings.finetune_epochs)
+            return baseline_factory(defense, **settings)
+        spec, factory = defenses.defense_spec(defense, **settings), Hooks
+        if defense != "base":
+            ms = self.memscores()
+            labels = self.pool.y[: self.pool.n_train].cpu().numpy()
+            factory = defenses.make_hooks_factory(
+                defense, scores=ms.score, labels=labels, **settings
+            )
+            spec = {**spec, "memscores": hashlib.sha256(ms.score.tobytes()).hexdigest()}
+        return spec, factory, None
+
+    def prefetch(self, requests) -> int:
+        """Train the requests' missing cache entries in parallel when the executor is Ray
+        (:mod:`wemem.executor`); a no-op locally. Returns how many trainings were submitted."""
+        from wemem import executor
+
+        return executor.prefetch(self, list(requests))
 
     def load_pruned_model(self, run: PrunedRun, role: str) -> nn.Module:
         model = self.new_model(role)

@@ -127,6 +127,8 @@ def compute(
         "arch": s.arch,
         "width": s.width,
         "stem_maxpool": s.stem_maxpool,
+        # only when it changes the model, so BatchNorm entries keep their keys
+        **({"norm": s.norm} if s.norm != "batch" and s.arch != "fc" else {}),
         "train": {"lr": s.lr, "wd": s.weight_decay, "batch": s.batch_size, "epochs": epochs},
         "method": method,
         "models": models,

@@ -18,6 +18,13 @@ deviations that change no result at 32×32 inputs: the pools of VGG and DenseNet
 nothing, and every ReLU is out-of-place because Opacus (DP-SGD) rejects in-place ReLU inside
 residual blocks. ``width`` scales every channel and hidden count, so tests and the CPU profile can
 use tiny versions of the same shapes.
+
+``norm="group"`` (this project's option, for DP-SGD) builds the CNNs with every BatchNorm replaced
+by GroupNorm with gcd(32, C) groups (:func:`to_group_norm`, the replacement Opacus'
+``ModuleValidator.fix`` makes): per-example gradients do not exist through BatchNorm, which mixes
+the samples of a batch. The paper ran DP-SGD on its BatchNorm models without saying how (its
+pyvacy code put them in eval mode after epoch 0, spec §9.11); GroupNorm is this project's
+deviation.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from torch import nn
 from wemem.errors import ParamsError
 
 ARCHITECTURES: tuple[str, ...] = ("resnet18", "vgg16bn", "densenet121", "fc")
+#: normalization layers of the CNNs: the paper's BatchNorm, or GroupNorm for DP-SGD
+NORMS: tuple[str, ...] = ("batch", "group")
 
 _VGG16_CONFIG: tuple[int | str, ...] = (
     64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M",
@@ -271,13 +280,17 @@ def build_model(
     in_features: int | None = None,
     width: float = 1.0,
     stem_maxpool: bool = True,
+    norm: str = "batch",
     seed: int | None = None,
 ) -> nn.Module:
     """Build ``arch`` (one of :data:`ARCHITECTURES`) and Xavier re-initialize it (spec §4.1, §6.1).
 
     ``in_channels`` applies to the image architectures (1 for digits), ``in_features`` to ``fc``
     only, where it is required; ``stem_maxpool`` applies to ``resnet18`` and ``densenet121``.
-    ``width`` multiplies every channel and hidden count (``max(1, round(c · width))``). With
+    ``width`` multiplies every channel and hidden count (``max(1, round(c · width))``). ``norm``
+    (one of :data:`NORMS`): ``"group"`` replaces every BatchNorm by GroupNorm
+    (:func:`to_group_norm`, before initialisation, so the weights equal the BatchNorm model's at
+    the same seed); ``fc`` has no normalization layer and ignores it. With
     ``seed`` the weights depend only on the seed (the global RNG state is restored afterwards);
     without it they come from the global torch RNG.
     """
@@ -294,6 +307,8 @@ def build_model(
         if in_features is None:
             raise ParamsError("in_features: got None; arch 'fc' needs an integer >= 1")
         _check_positive_int("in_features", in_features, 1)
+    if norm not in NORMS:
+        raise ParamsError(f"norm: got {norm!r}; allowed values are {', '.join(NORMS)}")
     if seed is not None:
         _check_positive_int("seed", seed, 0)
 
@@ -316,7 +331,7 @@ def build_model(
             )
         else:
             model = ColumnFC(in_features=int(in_features), num_classes=num_classes, width=width)
-        return xavier_init(model)
+        return xavier_init(to_group_norm(model) if norm == "group" else model)
 
     if seed is None:
         return construct()
@@ -324,6 +339,23 @@ def build_model(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return construct()
+
+
+def to_group_norm(module: nn.Module) -> nn.Module:
+    """Replace every BatchNorm of ``module`` in place by ``GroupNorm(gcd(32, C), C)``; returns it.
+
+    32 groups (Wu & He, 2018) whenever C is a multiple of 32 (every layer at ``width`` 1), fewer at
+    small widths so the groups always divide C; the same layer as Opacus' ``ModuleValidator.fix``.
+    GroupNorm normalizes each sample on its own, so per-example gradients exist (DP-SGD). Layer
+    names are kept (``bn1`` stays ``bn1``); running statistics are gone.
+    """
+    for name, child in module.named_children():
+        if isinstance(child, nn.modules.batchnorm._BatchNorm):
+            c = child.num_features
+            setattr(module, name, nn.GroupNorm(math.gcd(32, c), c, affine=child.affine))
+        else:
+            to_group_norm(child)
+    return module
 
 
 def xavier_init(model: nn.Module) -> nn.Module:

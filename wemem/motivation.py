@@ -17,6 +17,7 @@ import pandas as pd
 from wemem import progress as _progress
 from wemem.attacks import METRIC_ATTACKS, metric_attack
 from wemem.attacks.metrics import roc_auc
+from wemem.executor import Request
 from wemem.experiment import Experiment, ModelOutputs, pool_shadows
 from wemem.params import Settings
 
@@ -115,6 +116,11 @@ def run(
     for seed in settings.seeds:
         exp = Experiment(settings, seed=seed, pool=pool)
         pool = exp.pool
+        exp.prefetch(  # parallel with the Ray executor, a no-op locally
+            Request(kind, role, one_shot=one)
+            for kind, one in (("dense", False), ("pruned", True), ("pruned", False))
+            for role in exp.roles
+        )
         dense, oneshot, iterative = {}, {}, {}
         for role in exp.roles:
             dense[role] = exp.dense(role)
@@ -285,6 +291,7 @@ def reuse_sweep(
     rows = []
     for e in epochs:
         exp = Experiment(replace(settings, finetune_epochs=int(e)), seed=seed)
+        exp.prefetch(Request("pruned", role) for role in exp.roles)
         runs = {role: exp.pruned(role) for role in exp.roles}
         v = runs["victim"]
         rows += attack_rows(

@@ -32,6 +32,7 @@ DATASET_NAMES = (
     "synthetic",
 )
 ARCH_NAMES = ("resnet18", "vgg16bn", "densenet121", "fc")
+NORMS = ("batch", "group")
 APPROACHES = ("l1_unstructured", "l1_structured", "l2_structured")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -68,6 +69,9 @@ class Settings:
     arch: str = field(default="fc", metadata=_choice(*ARCH_NAMES))
     width: float = field(default=1.0, metadata=_range(0.0, 16.0, lo_open=True))
     stem_maxpool: bool = True
+    # BatchNorm (the paper) or GroupNorm for the CNNs of the whole experiment: DP-SGD needs "group"
+    # (this project's deviation; the paper does not say how it ran DP on BatchNorm models)
+    norm: str = field(default="batch", metadata=_choice(*NORMS))
     # training (spec §4.1, §10)
     lr: float = field(default=1e-3, metadata=_range(0.0, 10.0, lo_open=True))
     weight_decay: float = field(default=5e-4, metadata=_range(0.0, 10.0))

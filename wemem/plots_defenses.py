@@ -1,4 +1,4 @@
-"""Figures of the defense notebooks (03–05): the paper's Fig. 5 and Fig. 6 layouts, and λr curves."""
+"""Figures of the defense notebooks (03–10): the paper's Fig. 5–9 layouts, λr, ε and time curves."""
 
 from __future__ import annotations
 
@@ -99,6 +99,32 @@ def comparison(means: pd.DataFrame, table: pd.DataFrame, *, attacks=("conf", "nn
     ax.set_xticks(xs, means.setting, rotation=30, ha="right", fontsize=8)
     ax.set_ylim(0, 1)
     ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
+def approaches(claims: dict):
+    """Fig. 9: per defense, test accuracy bars and mean attack accuracy markers under each
+    structured approach (``claims`` from :func:`wemem.defense_grids.approach_claims`). Whiskers: ±2
+    binomial standard errors of one attack accuracy (resolution / √2), the evaluation set's noise
+    alone."""
+    names = list(claims["attack"])
+    xs = np.arange(len(names))
+    half = claims["resolution"] / np.sqrt(2.0)
+    fig, ax = plt.subplots(figsize=(6.5, 3.6), constrained_layout=True)
+    for j, (appr, color) in enumerate(zip(claims["approaches"], ("C0", "C1"), strict=True)):
+        off = (j - 0.5) * 0.36
+        acc = [claims["test_acc"][d][appr] for d in names]
+        att = [claims["attack"][d][appr] for d in names]
+        ax.bar(xs + off, acc, width=0.34, color=color, alpha=0.35, label=f"{appr}: test accuracy")
+        ax.errorbar(
+            xs + off, att, yerr=half, fmt="o", color=color, capsize=3,
+            label=f"{appr}: mean attack accuracy",
+        )  # fmt: skip
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax.set_xticks(xs, names)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.08))
     return fig
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -195,6 +195,8 @@ def prune_and_finetune(
     config: TrainConfig,
     hooks_factory: Callable[[], Hooks] = Hooks,
     on_round_end: Callable[[int, nn.Module], None] | None = None,
+    checkpoint: Callable[[dict], None] | None = None,
+    resume: dict | None = None,
     desc: str = "prune",
 ) -> PruneResult:
     """Iteratively prune ``model`` in place and fine-tune it after every step (spec §4.3).
@@ -205,16 +207,45 @@ def prune_and_finetune(
     sees the round's best-dev model (masks applied), for per-round evaluation. At the end the model
     holds the best-dev weights of the last round with masks folded in, and the achieved per-layer
     sparsity is verified against the schedule.
+
+    Resuming (round granularity): when ``checkpoint`` is given and the hooks are
+    :attr:`~wemem.training.Hooks.resumable`, ``checkpoint(state)`` receives after every round but
+    the last a dict holding everything the next round starts from (the last-epoch weights with their
+    masks, the optimizers' states, the defense's :meth:`~wemem.training.Hooks.carry_state`, the
+    finished rounds' results and elapsed seconds). Passing that dict back as ``resume`` together
+    with the same *dense* ``model`` continues at the next round; every round is seeded by its index,
+    so the result equals an uninterrupted run's.
     """
     modules = prunable_modules(model, arch, approach)
     sparsities = schedule(rate, rounds)
     t0 = time.perf_counter()
     optimizers = None
     results: list[RoundResult] = []
+    start = 0
+    if resume is not None:
+        optimizers = _restore_round(
+            model,
+            x,
+            y,
+            train_rows,
+            dev_rows,
+            modules,
+            sparsities,
+            approach=approach,
+            config=config,
+            hooks_factory=hooks_factory,
+            state=resume,
+        )
+        results = [RoundResult(**r) for r in resume["rounds"]]
+        start, t0 = resume["round"] + 1, t0 - resume["seconds"]
+        log.info("%s: resuming at round %d of %d", desc, start, len(sparsities))
     for k, s in enumerate(sparsities):
+        if k < start:
+            continue
         if s > 0:
             apply_sparsity(modules, s, approach)
         cfg = TrainConfig(**{**config.__dict__, "seed": config.seed * 1000 + k})
+        hooks = hooks_factory()
         res, optimizers = fit(
             model,
             x,
@@ -222,7 +253,7 @@ def prune_and_finetune(
             train_rows,
             dev_rows,
             config=cfg,
-            hooks=hooks_factory(),
+            hooks=hooks,
             optimizers=optimizers,
             desc=f"{desc} r{k}",
         )
@@ -232,6 +263,24 @@ def prune_and_finetune(
             model.load_state_dict(res.best_state)
             on_round_end(k, model)
             model.load_state_dict(last)
+        if checkpoint is not None and k < len(sparsities) - 1 and _resumable(hooks, optimizers):
+            checkpoint(
+                {
+                    "round": k,
+                    "model": {n: v.detach().cpu().clone() for n, v in model.state_dict().items()},
+                    "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
+                    "carry": hooks.carry_state(model),
+                    "rounds": [
+                        {
+                            "round": r.round,
+                            "sparsity": r.sparsity,
+                            "fit": replace(r.fit, best_state=None),
+                        }
+                        for r in results
+                    ],
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
     final = results[-1].best_state
     if final is not None:
         model.load_state_dict(final)
@@ -254,3 +303,46 @@ def prune_and_finetune(
         seconds=time.perf_counter() - t0,
         epochs=sum(r.fit.epochs_run for r in results),
     )
+
+
+def _resumable(hooks: Hooks, optimizers: dict) -> bool:
+    return hooks.resumable and all(
+        type(o).__module__.startswith("torch.optim") for o in optimizers.values()
+    )
+
+
+def _restore_round(
+    model,
+    x,
+    y,
+    train_rows,
+    dev_rows,
+    modules,
+    sparsities,
+    *,
+    approach,
+    config,
+    hooks_factory,
+    state,
+) -> dict:
+    """Rebuild the optimizers and masks of a checkpoint on the dense ``model`` (see
+    :func:`prune_and_finetune`). The optimizers are made before the masks are replayed, as in an
+    uninterrupted run, so their parameter order (and hence their loaded state) matches."""
+    hooks = hooks_factory()
+    device = x.device
+    train_t = torch.as_tensor(train_rows, dtype=torch.long, device=device)
+    dev_t = torch.as_tensor(dev_rows, dtype=torch.long, device=device)
+    hooks.bind(model, x, y, train_t, dev_t)
+    try:
+        optimizers = hooks.make_optimizers(model, config)
+    finally:
+        hooks.unbind(model)
+    for s in sparsities[: state["round"] + 1]:
+        if s > 0:
+            apply_sparsity(modules, s, approach)
+    model.load_state_dict({k: v.to(device) for k, v in state["model"].items()})
+    for name, opt in optimizers.items():
+        opt.load_state_dict(state["optimizers"][name])
+    if state.get("carry") is not None:
+        hooks.restore_state(model, state["carry"])
+    return optimizers

@@ -110,6 +110,19 @@ class Hooks:
     def empty_reason(self, epoch: int) -> str:
         return f"no training rows at epoch {epoch}"
 
+    #: Whether a pruning run with these hooks can be checkpointed after a round and resumed (its
+    #: optimizers are plain ``torch.optim`` ones and :meth:`carry_state` holds any state that
+    #: outlives a round). DP-SGD's accountant and wrapped optimizer are not: it sets ``False``.
+    resumable: bool = True
+
+    def carry_state(self, model: nn.Module) -> dict | None:
+        """State that the defense carries from one pruning round to the next outside the optimizers
+        (ADV's inference model); stored in a round checkpoint. ``None``: nothing."""
+        return None
+
+    def restore_state(self, model: nn.Module, state: dict) -> None:
+        """Put back what :meth:`carry_state` returned, before the next round's fit on ``model``."""
+
 
 @dataclass
 class FitResult:
@@ -218,6 +231,10 @@ def fit(
         optimizers = hooks.make_optimizers(model, config)
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
+    # BatchNorm cannot normalise a single sample (it fails on 1×1 feature maps and is noise on
+    # larger ones): a one-row batch, which sliding windows can produce, is skipped for such models.
+    # (Empty batches still run: DP-SGD's Poisson sampling makes noise-only steps of them.)
+    skip_one_row = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
     t0 = time.perf_counter()
     try:
@@ -235,6 +252,8 @@ def fit(
             model.train()
             total, n_seen = torch.zeros((), device=device), 0
             for batch in hooks.batch_plan(epoch, rows, batch_size=config.batch_size, generator=gen):
+                if skip_one_row and len(batch.rows) == 1:
+                    continue
                 opt = optimizers[batch.optimizer]
                 opt.zero_grad(set_to_none=True)
                 with autocast(device):

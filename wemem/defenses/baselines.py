@@ -269,3 +269,23 @@ class ADVHooks(Hooks):
 
     def after_step(self, model: nn.Module, batch: Batch, epoch: int) -> None:
         self.counts["classifier"] += 1
+
+    def carry_state(self, model: nn.Module) -> dict | None:
+        adversary = _ADVERSARIES.get(model)
+        if adversary is None:
+            return None
+        return {
+            "in_features": adversary.model.net[0].in_features,
+            "model": {k: v.detach().cpu().clone() for k, v in adversary.model.state_dict().items()},
+            "optimizer": adversary.optimizer.state_dict(),
+        }
+
+    def restore_state(self, model: nn.Module, state: dict) -> None:
+        device = next(model.parameters()).device
+        h = AttackMLP(state["in_features"]).to(device)
+        h.load_state_dict(state["model"])
+        opt = torch.optim.Adam(
+            h.parameters(), lr=self.attack_lr, weight_decay=self.attack_weight_decay
+        )
+        opt.load_state_dict(state["optimizer"])
+        _ADVERSARIES[model] = _Adversary(h, opt)

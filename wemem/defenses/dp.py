@@ -17,6 +17,15 @@ that include the mask. The reparametrisation is never touched, so sparsity is ex
 and pruned coordinates do not count towards the clipping norm. The DP optimizer, which
 ``prune_and_finetune`` hands from round 0 to later rounds, carries the accountant: ε covers all
 rounds.
+
+BatchNorm mixes the samples of a batch, so it has no per-example gradients. CNN experiments under
+DP-SGD set ``norm: group`` (:class:`wemem.params.Settings`): every model of the experiment, victim
+and shadows, dense training included, is then built with GroupNorm
+(:func:`wemem.models.to_group_norm`), so the dense model, its pruning and the DP fine-tuning share
+one architecture, and the Base and WeMem runs they are compared with use the same GroupNorm models.
+A deviation: the paper does not say how it ran DP on its BatchNorm models (its pyvacy code kept
+BatchNorm, in eval mode after epoch 0, §9.11d). :func:`check_settings` refuses DP on a BatchNorm
+CNN before anything is trained.
 """
 
 from __future__ import annotations
@@ -67,15 +76,26 @@ def dp_epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta: f
     return float(accountant.get_epsilon(delta=delta))
 
 
+def check_settings(*, arch: str, norm: str) -> None:
+    """Raise :class:`ParamsError` when DP-SGD cannot run on the experiment's models: a CNN built
+    with BatchNorm (``norm: batch``). The FC model has no normalization layer."""
+    if arch != "fc" and norm != "group":
+        raise ParamsError(
+            f"defense 'dp' on arch = {arch!r} with norm = {norm!r}: BatchNorm has no per-example "
+            "gradients; set norm: group (GroupNorm models for the whole experiment, dense "
+            "training included; allowed values of norm: batch, group)"
+        )
+
+
 def make_private_compatible(model: nn.Module) -> nn.Module:
     """``model`` with every BatchNorm replaced by GroupNorm (Opacus ``ModuleValidator.fix``).
 
-    BatchNorm mixes samples within a batch, so per-example gradients do not exist for it. The
-    replacement is ``GroupNorm(min(32, C), C)`` with weight 1 and bias 0 (running statistics are
-    dropped). Returns a *new* model (the input is untouched) and logs a warning naming the layers;
-    a model without BatchNorm is returned as is. This is a deviation from the paper (whose pyvacy
-    DP ran the BN models, in eval mode after epoch 0, spec §9.11d): convert *before* training the
-    dense model, since converting a trained BN model changes its function.
+    For a standalone model; experiments set ``norm: group`` instead (module docstring). BatchNorm
+    mixes samples within a batch, so per-example gradients do not exist for it. The replacement is
+    ``GroupNorm(gcd(32, C), C)`` with weight 1 and bias 0 (running statistics are dropped), the
+    layer :func:`wemem.models.to_group_norm` builds. Returns a *new* model (the input is untouched)
+    and logs a warning naming the layers; a model without BatchNorm is returned as is. Convert
+    *before* training the dense model, since converting a trained BN model changes its function.
     """
     names = [n for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not names:
@@ -86,12 +106,18 @@ def make_private_compatible(model: nn.Module) -> nn.Module:
 
 def _check_compatible(model: nn.Module) -> None:
     for name, m in model.named_modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            raise ParamsError(
+                f"DP-SGD model: layer {name!r} ({type(m).__name__}) has no per-example gradients; "
+                "set norm: group so the experiment builds GroupNorm models from dense training on "
+                "(a standalone model: make_private_compatible before training it)"
+            )
         trainable = any(p.requires_grad for p in m.parameters(recurse=False))
         buffers = [b for b, _ in m.named_buffers(recurse=False) if not b.endswith("_mask")]
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) or (trainable and buffers):
+        if trainable and buffers:
             raise ParamsError(
-                f"DP-SGD model: layer {name!r} ({type(m).__name__}, buffers {buffers}) has no "
-                "per-example gradients; convert BatchNorm with make_private_compatible first"
+                f"DP-SGD model: layer {name!r} ({type(m).__name__}) is trainable and carries "
+                f"buffers {buffers}; Opacus computes no per-example gradients for it"
             )
 
 
@@ -225,6 +251,8 @@ class DPSGDHooks(Hooks):
     stepped by any other optimizer raises at its first step. :meth:`epsilon` is the ε spent so far
     by that optimizer (all rounds).
     """
+
+    resumable = False  # the accountant and Opacus' wrapped optimizer span all rounds
 
     def __init__(
         self,

@@ -1,0 +1,145 @@
+"""The cost model of ``wemem reproduce --dry-run``: FLOPs, per-notebook plans, estimates, calibration."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from wemem import costing
+from wemem.jobs import Job
+from wemem.runner import discover_runs
+from wemem.workload import PLANNERS, plan_run
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS, PARAMS = ROOT / "notebooks", ROOT / "params"
+PROFILES = sorted(p.name for p in PARAMS.iterdir() if p.is_dir())
+
+
+def _runs(profile: str):
+    return discover_runs(profile, notebooks_dir=NOTEBOOKS, params_dir=PARAMS)
+
+
+@pytest.mark.parametrize("width", [1.0, 0.5])
+def test_fc_flops_are_the_linear_layers(width):
+    hidden = [round(256 * width), round(128 * width)]
+    dims = [600, *hidden, 50]
+    forward = sum(2 * a * b for a, b in zip(dims, dims[1:], strict=False))
+    assert costing.forward_flops_per_sample("fc", width, (600,), 50) == forward
+    assert costing.train_flops_per_sample("fc", width, (600,), 50) == 3 * forward
+    # images are flattened by the FC model: 1x8x8 digits are 64 features
+    assert costing.forward_flops_per_sample("fc", 1.0, (1, 8, 8), 10) == 2 * (
+        64 * 256 + 256 * 128 + 128 * 10
+    )
+
+
+def test_cnn_flops_grow_with_width_and_lose_the_stem_pool():
+    small = costing.forward_flops_per_sample("resnet18", 0.5, (3, 32, 32), 10)
+    full = costing.forward_flops_per_sample("resnet18", 1.0, (3, 32, 32), 10)
+    no_pool = costing.forward_flops_per_sample("resnet18", 1.0, (3, 32, 32), 10, stem_maxpool=False)
+    assert 3 < full / small < 5  # channels halved: ≈ 4x fewer multiply-adds
+    assert 3 < no_pool / full < 5  # 32x32 instead of 16x16 maps after the stem
+
+
+def test_tiny_memscores_plan_matches_a_hand_count():
+    params = yaml.safe_load((PARAMS / "tiny" / "01_memorization_scores.yaml").read_text())
+    jobs = plan_run("01_memorization_scores", params)
+    assert params["dataset"] == "digits"  # 1,797 images, seeded 80/20 pool split
+    n_train = 1797 - math.ceil(0.2 * 1797)
+    assert n_train == 1437
+    k, r, epochs = params["memscore_models"], params["memscore_ratio"], params["memscore_epochs"]
+    folds = params["kfold_models"]
+    fz, kfold = jobs
+    assert (fz.n_models, fz.samples, fz.epochs) == (k, math.floor(r * n_train + 0.5), epochs)
+    assert (fz.n_models, fz.samples, fz.epochs) == (8, 719, 80)
+    assert (kfold.n_models, kfold.samples, kfold.epochs) == (folds, math.ceil(n_train / folds), 80)
+    assert all(j.arch == "fc" and j.input_shape == (1, 8, 8) and j.num_classes == 10 for j in jobs)
+    assert fz.sample_epochs == 8 * 719 * 80
+    assert len(set(fz.cache_keys) | set(kfold.cache_keys)) == k + folds
+
+
+def test_every_notebook_has_a_plan():
+    stems = {p.stem for p in NOTEBOOKS.glob("*.ipynb")}
+    assert stems <= set(PLANNERS), f"notebooks without a cost plan: {sorted(stems - set(PLANNERS))}"
+    with pytest.raises(ValueError, match="no cost plan"):
+        plan_run("99_unknown", {})
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_run_of_every_profile_is_planned(profile):
+    for spec in _runs(profile):
+        jobs = plan_run(spec.stem, spec.params, notebooks_dir=NOTEBOOKS)
+        if PLANNERS[spec.stem] is None:
+            assert jobs == [], spec.stem
+            continue
+        trainings = [j for j in jobs if j.samples]
+        assert trainings, f"{spec.stem} [{spec.run_name}] plans no training"
+        assert all(j.epochs > 0 and j.n_models > 0 for j in trainings), spec.run_name
+        assert all(len(j.cache_keys) in (0, j.n_models) for j in jobs), spec.run_name
+
+
+def test_window_epochs_follow_the_slide():
+    # cpu profile: 2,160 victim members in 50 classes, n_c = 43.2
+    jobs = plan_run("03_defense_rsw", {"widths": [29], "steps": [10], "orders": ["L2H"]})
+    (rsw,) = [j for j in jobs if j.samples and "5-round RSW" in j.what]
+    # epochs e = 0..4 (10·e < 43.2) take ranks [10e, 10e + 29) of each class, clipped at 43.2:
+    # 29 + 29 + 23.2 + 13.2 + 3.2 = 97.6 rows per class over the round
+    assert rsw.epochs == 5 * 5  # 5 rounds of 5 epochs
+    assert rsw.samples == 50 * 97.6 / 5 == 976
+
+
+def test_cache_sharing_counts_a_model_once():
+    def job(keys, fresh=False):
+        return Job("x", "fc", 1.0, (10,), 2, len(keys), 100, 1, cache_keys=keys, fresh=fresh)
+
+    jobs = [job(("a", "b")), job(("b", "c")), job(()), job(("a",), fresh=True)]
+    assert costing.new_shares(jobs) == [1.0, 0.5, 1.0, 1.0]
+    assert costing.new_shares(jobs, cached={"a", "b", "c"}) == [0.0, 0.0, 1.0, 1.0]
+
+
+def test_job_seconds_is_the_two_term_roofline():
+    cal = {
+        "early_stopping": {"dense": {"fraction": 0.5}},
+        "device_classes": {
+            "toy": {"families": {"fc": {"flops_per_s": 1e9, "step_overhead_s": 1e-3}}}
+        },
+    }
+    j = Job("d", "fc", 1.0, (600,), 50, 2, samples=256, epochs=3, eval_samples=100)
+    j = replace(j, early_stopping="dense")
+    fwd = 2 * (600 * 256 + 256 * 128 + 128 * 50)
+    steps = 2 * 3 * 2  # models x epochs x ceil(256 / 128)
+    want = steps * 1e-3 + (3 * fwd * 2 * 256 * 3 + fwd * 2 * 100) / 1e9
+    assert costing.job_seconds(j, "toy", calibration=cal) == pytest.approx(want)
+    assert costing.job_seconds(j, "toy", calibration=cal, expected=True) == pytest.approx(want / 2)
+    with pytest.raises(ValueError, match="device class 'gpu' unknown"):
+        costing.job_seconds(j, "gpu", calibration=cal)
+
+
+def test_paper_estimates_are_positive_for_every_run_and_device_class():
+    table = costing.estimate_table("paper", notebooks_dir=NOTEBOOKS, params_dir=PARAMS)
+    classes = costing.device_classes()
+    assert len(table) == len(_runs("paper"))
+    for name in classes:
+        assert (table[f"seconds {name}"] > 0).all(), name
+    trains = table.notebook.map(lambda s: PLANNERS[s] is not None)
+    assert (table.loc[trains, "tflops"] > 0).all()
+    assert (table.loc[trains, "epochs"] > 0).all()
+
+
+def test_calibration_entries_say_where_they_come_from():
+    cal = yaml.safe_load(costing.CALIBRATION_FILE.read_text())
+    assert set(cal["early_stopping"]) == {"dense", "finetune"}
+    entries = list(cal["early_stopping"].values())
+    for name, dev in cal["device_classes"].items():
+        assert set(costing.FAMILIES.values()) <= set(dev["families"]), name
+        entries += [dev["notebook_overhead"], *dev["families"].values()]
+    for entry in entries:
+        assert ("measured_on" in entry) != ("estimated_from" in entry), entry
+        if "measured_on" in entry:
+            assert entry["benchmark"].startswith("benchmarks/calibrate.py"), entry
+    assert any(
+        "measured_on" in f for d in cal["device_classes"].values() for f in d["families"].values()
+    )

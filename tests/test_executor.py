@@ -1,0 +1,73 @@
+"""The Ray executor trains the same models as the local one: same cache entries, same metrics.
+
+Ray starts a local cluster here (offline, usage statistics off) in a few seconds; both tests skip
+when Ray is not installed (it is an optional extra, but part of the test extra).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wemem import executor, runner
+from wemem.errors import ParamsError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_executor_name_is_checked(monkeypatch):
+    monkeypatch.setenv("WEMEM_EXECUTOR", "spark")
+    with pytest.raises(ParamsError, match="allowed values are local, ray"):
+        executor.name()
+    monkeypatch.setenv("WEMEM_EXECUTOR", "local")
+    assert executor.prefetch(object(), [executor.Request("dense", "victim")]) == 0
+
+
+def _untimed(obj):
+    if isinstance(obj, dict):
+        return {k: _untimed(v) for k, v in obj.items()
+                if "second" not in k and "speedup" not in k and k != "output_dir"}  # fmt: skip
+    if isinstance(obj, list):
+        return [_untimed(v) for v in obj]
+    return obj
+
+
+def test_ray_experiment_equals_local(tiny_settings, tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    from dataclasses import replace
+
+    from wemem import adaptive
+    from wemem.experiment import Experiment
+
+    stages = {}
+    for name in ("local", "ray"):
+        monkeypatch.setenv("WEMEM_EXECUTOR", name)
+        s = replace(tiny_settings, cache_dir=str(tmp_path / name), n_shadows=2)
+        exp = Experiment(s, seed=0)
+        requests = [executor.Request("defended", r, "rmr", False, {"tau": 0.5, "lambda_r": 0.1})
+                    for r in exp.roles]  # fmt: skip
+        submitted = exp.prefetch(requests)
+        assert submitted == (0 if name == "local" else 6)  # 3 dense + 3 pruning runs as tasks
+        assert exp.prefetch(requests) == 0  # now all cached
+        stages[name] = adaptive.defended_stage(exp, "rmr", tau=0.5, lambda_r=0.1)
+    executor.shutdown()
+    for role in stages["local"].roles:
+        a, b = stages["local"].outputs[role], stages["ray"].outputs[role]
+        assert np.array_equal(a.probs_in, b.probs_in) and np.array_equal(a.probs_out, b.probs_out)
+
+
+def test_reproduce_with_ray_gives_the_local_metrics(tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    metrics = {}
+    for name in ("local", "ray"):
+        monkeypatch.setenv("WEMEM_CACHE", str(tmp_path / f"cache-{name}"))
+        out = tmp_path / name
+        runner.reproduce("tiny", only="03_*", outputs_root=out, executor=name,
+                         notebooks_dir=REPO / "notebooks", params_dir=REPO / "params")  # fmt: skip
+        metrics[name] = json.loads((out / "03_defense_rsw" / "tiny" / "metrics.json").read_text())
+        record = json.loads((out / "03_defense_rsw" / "tiny" / "run.json").read_text())
+        assert record["executor"] == name and record["cache_entries"]
+    assert _untimed(metrics["ray"]) == _untimed(metrics["local"])
