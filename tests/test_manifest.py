@@ -93,3 +93,22 @@ def test_cli_manifest_prints_totals(capsys, monkeypatch):
     assert cli.main(["manifest"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"paper\s+\d+ runs", out) and "(gpu)" in out
+
+
+def test_paper_runs_share_the_mem_scores_of_01():
+    """Every paper run whose dataset/model pair has a 01 run asks for the same mem-scores (so the
+    cache serves them instead of computing them again with other settings)."""
+    from wemem.params import FIELDS
+    from wemem.runner import discover_runs, notebook_defaults
+
+    keys = ("memscore_method", "memscore_models", "memscore_ratio", "memscore_epochs")
+    runs = discover_runs("paper", notebooks_dir=REPO / "notebooks", params_dir=REPO / "params")
+    effective = {r.run_id: {**notebook_defaults(r.notebook), **r.params} for r in runs if r.variant}
+    for run_id, params in effective.items():
+        stem, _, variant = run_id.partition(".")
+        ref = effective.get(f"01_memorization_scores.{variant}")
+        if stem == "01_memorization_scores" or ref is None or "memscore_models" not in params:
+            continue
+        for k in keys:
+            want, got = ref.get(k, FIELDS[k].default), params.get(k, FIELDS[k].default)
+            assert got == want, (run_id, k, got, want)
