@@ -157,6 +157,17 @@ def test_claims_summary_statuses(tmp_path):
     assert verdict["data_reuse"] == "not run"
 
 
+def test_variant_without_the_claim_is_skipped_when_another_run_has_it(tmp_path):
+    _write(tmp_path, "03_defense_rsw", "cpu", CLAIMS_03)
+    _write(tmp_path, "03_defense_rsw", "cpu-other", {"claims": {}})
+    claims = pt.claims_summary(pt.collect(tmp_path, "cpu"), "cpu")
+    rows = claims[
+        (claims.key == "claims.smaller_width_lowers_test_acc")
+        & (claims.notebook == "03_defense_rsw")
+    ]
+    assert list(rows.run) == ["cpu"]  # not a "not in metrics" row for cpu-other
+
+
 def test_nothing_run_is_reported_not_raised(tmp_path):
     runs = pt.collect(tmp_path, "tiny")
     table, claims = pt.paper_vs_reproduced(runs, "tiny"), pt.claims_summary(runs, "tiny")

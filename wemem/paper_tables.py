@@ -273,7 +273,13 @@ def claims_summary(runs: Runs, profile: str) -> pd.DataFrame:
             seen.add((stem, key))
             shown = key + (f" {test[0]} {test[1]:g}" if test else "")
             head = (c["id"], c["statement"], c["source"], stem)
-            for name, m in runs.get(stem, {}).items() or [(None, None)]:
+            by_name = runs.get(stem, {})
+            # a variant run that does not compute this (e.g. 09's structured-only run) is skipped
+            # when another run of the notebook does
+            has_it = {n for n, m in by_name.items() if lookup(m, key) is not _MISSING}
+            for name, m in by_name.items() or [(None, None)]:
+                if has_it and name not in has_it:
+                    continue
                 value, status = _status(lookup(m, key), test) if name else (None, NOT_RUN)
                 rows.append((*head, shown, name, profile, value, status))
     for stem, by_name in runs.items():
