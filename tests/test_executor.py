@@ -42,7 +42,7 @@ def test_ray_experiment_equals_local(tiny_settings, tmp_path, monkeypatch):
     from wemem import adaptive
     from wemem.experiment import Experiment
 
-    stages = {}
+    stages, tables = {}, {}
     for name in ("local", "ray"):
         monkeypatch.setenv("WEMEM_EXECUTOR", name)
         s = replace(tiny_settings, cache_dir=str(tmp_path / name), n_shadows=2)
@@ -53,7 +53,18 @@ def test_ray_experiment_equals_local(tiny_settings, tmp_path, monkeypatch):
         assert submitted == (0 if name == "local" else 6)  # 3 dense + 3 pruning runs as tasks
         assert exp.prefetch(requests) == 0  # now all cached
         stages[name] = adaptive.defended_stage(exp, "rmr", tau=0.5, lambda_r=0.1)
+        # two classifier attacks: one Ray task each under ray
+        tables[name] = adaptive.evaluate(exp, stages[name], ["conf", "nn", "top3_nn"],
+                                         attack_epochs=3)  # fmt: skip
     executor.shutdown()
+    assert (
+        tables["ray"]
+        .drop(columns=["seconds"], errors="ignore")
+        .equals(tables["local"].drop(columns=["seconds"], errors="ignore"))
+    )
+    for attack, (s_in, s_out) in tables["local"].attrs["scores"].items():
+        r_in, r_out = tables["ray"].attrs["scores"][attack]
+        assert np.array_equal(s_in, r_in) and np.array_equal(s_out, r_out), attack
     for role in stages["local"].roles:
         a, b = stages["local"].outputs[role], stages["ray"].outputs[role]
         assert np.array_equal(a.probs_in, b.probs_in) and np.array_equal(a.probs_out, b.probs_out)

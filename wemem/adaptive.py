@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
+from wemem import executor
 from wemem.attacks import run as run_attacks
 from wemem.attacks.metrics import tpr_at_fpr
 from wemem.attacks.suite import CLASSIFIER_ATTACKS, FAMILY, SENSITIVITY_ATTACKS
@@ -184,7 +185,21 @@ def evaluate(
             per = max(1, attack_train_max // len(shadows))
             shadows = [_subsample(s, per, rng) for s in shadows]
         epochs_of = {n: (epochs_by_attack or {}).get(n, attack_epochs) for n in costly}
-        for epochs in dict.fromkeys(epochs_of.values()):
+        if executor.name() == "ray" and len(costly) > 1:  # one task per attack model
+            calls = [
+                {
+                    "names": [n],
+                    "victim": st.victim,
+                    "shadows": shadows,
+                    "seed": seed,
+                    "epochs": epochs_of[n],
+                    "milestones": (epochs_of[n] // 2, (3 * epochs_of[n]) // 4),
+                }
+                for n in costly
+            ]
+            frames += executor.map_calls(run_attacks, calls)
+            costly = []
+        for epochs in dict.fromkeys(epochs_of[n] for n in costly):
             group = [n for n in costly if epochs_of[n] == epochs]
             frames.append(
                 run_attacks(

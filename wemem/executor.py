@@ -4,7 +4,8 @@ The notebooks' code is sequential: it asks an :class:`~wemem.experiment.Experime
 and gets it from the content-addressed cache, training it on a miss. Before such a loop the
 library calls :func:`prefetch` with the list of independent trainings the loop is about to need
 (the victim's and every shadow's dense model, or their pruning runs with a defense, for every
-setting of a sweep). With the ``local`` executor that is a no-op and the loop trains each model
+setting of a sweep). The classifier attacks of one evaluation, each seeded on its own, are
+trained through :func:`map_calls` (one task per attack). With the ``local`` executor that is a no-op and the loop trains each model
 in turn; with ``ray`` every missing entry is trained by a Ray task that rebuilds the experiment
 from its settings and writes the entry to the shared cache, and the loop then only reads. The
 computation is the same function either way, so the results are identical (tested).
@@ -100,6 +101,22 @@ def prefetch(exp, requests: list[Request]) -> int:
     submitted = _run_ray(exp, [Request("dense", role) for role in dense])
     unique = {repr(r): r for r in requests if r.kind != "dense"}
     return submitted + _run_ray(exp, list(unique.values()))
+
+
+def map_calls(fn, calls: list[dict[str, Any]]) -> list:
+    """``[fn(**kw) for kw in calls]``: in this process (``local``), or one Ray task per call
+    (``ray``), results in order. ``fn`` must be importable (a module-level function) and its
+    result must not depend on the order of the calls (seed each call on its own)."""
+    if name() == "local" or len(calls) < 2:
+        return [fn(**kw) for kw in calls]
+    ray = _ray()
+    task = ray.remote(**_resources())(_call)
+    log.info("ray: %d calls of %s submitted", len(calls), fn.__name__)
+    return ray.get([task.remote(fn, kw) for kw in calls])
+
+
+def _call(fn, kw: dict[str, Any]):
+    return fn(**kw)
 
 
 def _run_ray(exp, requests: list[Request]) -> int:
