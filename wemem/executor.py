@@ -95,7 +95,9 @@ def prefetch(exp, requests: list[Request]) -> int:
     """
     if name() == "local" or not requests:
         return 0
-    if any(r.kind == "defended" and r.defense != "base" for r in requests):
+    from wemem.defenses.baseline_registry import BASELINES
+
+    if any(r.kind == "defended" and r.defense not in ("base", *BASELINES) for r in requests):
         exp.memscores()  # WeMem defenses read the mem-scores: compute them once, here
     dense = sorted({r.role for r in requests})
     submitted = _run_ray(exp, [Request("dense", role) for role in dense])
