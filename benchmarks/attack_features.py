@@ -25,7 +25,7 @@ from wemem.attacks.classifier import AttackMLP, train_attack_model
 from wemem.attacks.samia import SAMIA
 from wemem.attacks.sensitivity import full_fp32, sensitivity
 from wemem.models import build_model
-from wemem.training import resolve_device
+from wemem.training.loop import resolve_device
 
 PAPER_N = 5 * (22_500 + 8_250)
 

@@ -7,7 +7,7 @@ Usage (from the repository root):
                                    [--notebook-overhead-from outputs/reproduce-cpu.json]
 
 Every family is timed at two probes, both through the code that trains it in the notebooks
-(classifiers: `wemem.training.fit`, Adam, batches gathered from one on-device tensor, bf16 autocast
+(classifiers: `wemem.training.loop.fit`, Adam, batches gathered from one on-device tensor, bf16 autocast
 and channels_last on CUDA; attack models: `wemem.attacks.classifier.train_attack_model`, SGD). The
 small probe is the overhead-bound end (the `tiny` profile's width-1/8 ResNet on 8x8 digits, the
 `cpu` profile's FC on 600 features, a 3-feature attack MLP), the large probe the compute-bound
@@ -16,7 +16,7 @@ end (full-width CNNs on 3x32x32, the FC on Texas' 6,169 features). Each probe ru
 epoch is a warm-up and the fastest later epoch counts (the epoch time
 `history[i]["seconds"]`, with a 2-row dev set: the dev pass adds ~nothing but waits for the
 epoch's CUDA kernels). Per step t = o + F / R, with F the step's training FLOPs (3 x forward,
-`wemem.costing.train_flops_per_sample`), so the two probes give the fixed seconds per step o and
+`wemem.planning.costing.train_flops_per_sample`), so the two probes give the fixed seconds per step o and
 the achieved FLOP/s R.
 
 Prints the probes and the fitted (R, o) per family; with --write, stores them in
@@ -45,9 +45,9 @@ import yaml
 
 from wemem.attacks.classifier import AttackMLP, train_attack_model
 from wemem.attacks.samia import SAMIA
-from wemem.costing import CALIBRATION_FILE, train_flops_per_sample
 from wemem.models import build_model
-from wemem.training import TrainConfig, fit, resolve_device, set_threads
+from wemem.planning.costing import CALIBRATION_FILE, train_flops_per_sample
+from wemem.training.loop import TrainConfig, fit, resolve_device, set_threads
 
 SCRIPT = "benchmarks/calibrate.py"
 

@@ -42,7 +42,7 @@ from wemem.data import load_pool, make_splits
 from wemem.defenses import make_hooks_factory, window_rule
 from wemem.models import build_model
 from wemem.pruning import prune_and_finetune
-from wemem.training import TrainConfig, fit, predict_proba, resolve_device, set_threads
+from wemem.training.loop import TrainConfig, fit, predict_proba, resolve_device, set_threads
 
 TARGETS = {"rsw_l2h": 0.45, "swmr_h2l": 0.55}
 PAPER = {"rsw_l2h": 0.43, "swmr_h2l": 0.53}

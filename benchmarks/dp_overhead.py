@@ -3,7 +3,7 @@
 Usage (from the repository root):
     python benchmarks/dp_overhead.py [--epochs 3] [--repeats 3] [--threads 1]
 
-Both runs go through wemem's one training loop (`wemem.training.fit`) on the same pruned model (the
+Both runs go through wemem's one training loop (`wemem.training.loop.fit`) on the same pruned model (the
 fine-tuning setting: layer-wise L1 masks at sparsity 0.6 through torch.nn.utils.prune), the same
 random data and the same initial weights; early stopping is disabled by a patience larger than the
 run. Base = Adam (lr 1e-3, wd 5e-4), shuffled batches of 128. DP = DPSGDHooks (σ = 0.1, C = 1, plain
@@ -34,7 +34,7 @@ from torch import nn
 from wemem.defenses.dp import DPSGDHooks, make_private_compatible
 from wemem.models import build_model
 from wemem.pruning import apply_sparsity, prunable_modules
-from wemem.training import Hooks, TrainConfig, fit, set_threads
+from wemem.training.loop import Hooks, TrainConfig, fit, set_threads
 
 BATCH_SIZE = 128
 SPARSITY = 0.6

@@ -6,16 +6,16 @@ Usage (from the repository root):
     python benchmarks/gpu_epoch.py --samples 512      # CPU smoke check
 
 The paper profile's unit of work: a victim's 22,500 CIFAR10 members (spec §5.2), one epoch of
-`wemem.training.fit` (Adam, batches of 128 gathered from one on-device tensor; on CUDA bf16
-autocast, and the model in channels_last as `wemem.experiment.Experiment.build` makes it). Random
+`wemem.training.loop.fit` (Adam, batches of 128 gathered from one on-device tensor; on CUDA bf16
+autocast, and the model in channels_last as `wemem.experiment.replicate.Experiment.build` makes it). Random
 data of the CIFAR shape (3x32x32, 10 classes) lies on the device; the dev set is 2 rows, so the
 epoch is training only. One untimed warm-up epoch on at most 10 batches comes first (allocator,
 cuDNN heuristics, lazy imports); the timed epoch is the wall time of `fit(max_epochs=1)` between
 two device synchronisations.
 
 Prints images/s, the achieved TFLOP/s (training FLOPs = 3 x forward, counted by
-`wemem.costing.train_flops_per_sample`) and its fraction of the device's published dense bf16
-peak (`wemem.costing.BF16_PEAK_TFLOPS`; n/a for an unknown device or the CPU). --json adds one JSON
+`wemem.planning.costing.train_flops_per_sample`) and its fraction of the device's published dense bf16
+peak (`wemem.planning.costing.BF16_PEAK_TFLOPS`; n/a for an unknown device or the CPU). --json adds one JSON
 line with the same figures. The result calibrates `params/calibration.yaml` (resnet18 family).
 """
 
@@ -28,9 +28,9 @@ import time
 
 import torch
 
-from wemem.costing import bf16_peak_tflops, train_flops_per_sample
 from wemem.models import build_model
-from wemem.training import TrainConfig, fit, resolve_device, set_threads
+from wemem.planning.costing import bf16_peak_tflops, train_flops_per_sample
+from wemem.training.loop import TrainConfig, fit, resolve_device, set_threads
 
 SHAPE, CLASSES = (3, 32, 32), 10
 

@@ -8,8 +8,8 @@ Both runs train the same K members (identical initial weights, identical per-mem
 on random subsets of one pool that lies on the device as a single tensor. Each row joins each subset
 with probability 0.5, so subset sizes differ and the together run exercises its padded steps.
 
-* sequential = `wemem.ensemble.train_sequential`: K runs of the project's loop `wemem.training.fit`;
-* together = `wemem.ensemble.train_ensemble`: one vmapped run over stacked parameters.
+* sequential = `wemem.training.ensemble.train_sequential`: K runs of the project's loop `wemem.training.loop.fit`;
+* together = `wemem.training.ensemble.train_ensemble`: one vmapped run over stacked parameters.
 
 Sizes: fc = the cpu profile (random 2,160 x 600 binary features, 50 classes); resnet18 = width 0.25
 on digits-like 8x8 one-channel images (1,437 rows, 10 classes). Times are whole runs (model
@@ -36,9 +36,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from wemem.ensemble import EnsembleConfig, train_ensemble, train_sequential
 from wemem.models import build_model
-from wemem.training import resolve_device, set_threads
+from wemem.training.ensemble import EnsembleConfig, train_ensemble, train_sequential
+from wemem.training.loop import resolve_device, set_threads
 
 TARGET = 5.0
 

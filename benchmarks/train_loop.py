@@ -1,4 +1,4 @@
-"""Benchmark: per-epoch time of wemem's training loop (`wemem.training.fit`) vs a bare PyTorch loop.
+"""Benchmark: per-epoch time of wemem's training loop (`wemem.training.loop.fit`) vs a bare PyTorch loop.
 
 Usage (from the repository root):
     python benchmarks/train_loop.py [--model fc|resnet18] [--epochs 5] [--repeats 3]
@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wemem.models import build_model
-from wemem.training import TrainConfig, fit, resolve_device, set_threads
+from wemem.training.loop import TrainConfig, fit, resolve_device, set_threads
 
 TARGET = 1.10
 BATCH_SIZE = 128

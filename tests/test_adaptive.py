@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
-from wemem import adaptive, attack_report
 from wemem.errors import ParamsError
-from wemem.experiment import Experiment
+from wemem.experiment import adaptive
+from wemem.experiment.replicate import Experiment
+from wemem.studies import attack_report
 
 
 @pytest.fixture

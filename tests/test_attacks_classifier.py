@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from wemem.attacks.sensitivity import sensitivity
 from wemem.attacks.classifier import (
     AttackMLP,
     _fit_groups,
@@ -19,7 +20,6 @@ from wemem.attacks.classifier import (
 )
 from wemem.attacks.metrics import roc_auc
 from wemem.attacks.samia import SAMIA, samia_attack, samia_tokens
-from wemem.attacks.sensitivity import sensitivity
 from wemem.errors import ParamsError
 
 # A larger step than the paper's 1e-3 so that a few epochs on small data suffice.

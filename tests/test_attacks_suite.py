@@ -9,8 +9,8 @@ from torch import nn
 
 from wemem import attacks
 from wemem.errors import ParamsError
-from wemem.experiment import ModelOutputs
-from wemem.training import predict_proba
+from wemem.experiment.replicate import ModelOutputs
+from wemem.training.loop import predict_proba
 
 COLUMNS = [
     "attack",

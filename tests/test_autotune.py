@@ -2,8 +2,8 @@ from dataclasses import replace
 
 import pytest
 
-from wemem import autotune, defense_eval
-from wemem.experiment import Experiment
+from wemem.experiment.replicate import Experiment
+from wemem.studies import autotune, defense_eval
 
 
 @pytest.fixture

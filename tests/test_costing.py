@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wemem import costing
-from wemem.jobs import Job
-from wemem.runner import discover_runs
-from wemem.workload import PLANNERS, plan_run
+from wemem.batch.runner import discover_runs
+from wemem.planning import costing
+from wemem.planning.jobs import Job
+from wemem.planning.workload import PLANNERS, plan_run
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS, PARAMS = ROOT / "notebooks", ROOT / "params"

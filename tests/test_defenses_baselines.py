@@ -15,7 +15,7 @@ from wemem.defenses.baselines import (
 from wemem.errors import ParamsError
 from wemem.models import build_model
 from wemem.pruning import layer_sparsity, prunable_modules, prune_and_finetune
-from wemem.training import TrainConfig, fit
+from wemem.training.loop import TrainConfig, fit
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from wemem.defenses.dp import DPSGDHooks, dp_epsilon, make_private_compatible
 from wemem.errors import ParamsError
 from wemem.models import build_model
 from wemem.pruning import layer_sparsity, prunable_modules, prune_and_finetune
-from wemem.training import Batch, Hooks, TrainConfig, fit
+from wemem.training.loop import Batch, Hooks, TrainConfig, fit
 
 C, LR, BATCH = 0.5, 0.1, 8
 

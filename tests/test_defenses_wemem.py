@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wemem import registry
+from wemem import names
 from wemem.defenses import (
     WEMEM_DEFENSES,
     RMRHooks,
@@ -25,7 +25,7 @@ from wemem.defenses import (
 from wemem.errors import ParamsError
 from wemem.models import build_model
 from wemem.pruning import prune_and_finetune
-from wemem.training import Batch, Hooks, TrainConfig, fit
+from wemem.training.loop import Batch, Hooks, TrainConfig, fit
 
 # --- ranking --------------------------------------------------------------------------------------
 
@@ -300,7 +300,7 @@ SETTINGS = {"width": 3, "step": 2, "tau": 0.5, "lambda_r": 0.1}
 
 
 def test_registry_covers_the_wemem_names_and_validates():
-    assert set(WEMEM_DEFENSES) <= set(registry.DEFENSES)
+    assert set(WEMEM_DEFENSES) <= set(names.DEFENSES)
     assert defense_spec("base", **SETTINGS) == {}
     assert defense_spec("rsw_l2h", **SETTINGS) == {
         "order": "L2H",

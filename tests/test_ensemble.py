@@ -3,16 +3,16 @@ import pytest
 import torch
 from torch import nn
 
-import wemem.ensemble
-from wemem.ensemble import (
+import wemem.training.ensemble
+from wemem.errors import ParamsError
+from wemem.models import build_model
+from wemem.training.ensemble import (
     EnsembleConfig,
     StackedAdam,
     epoch_permutation,
     train_ensemble,
     train_sequential,
 )
-from wemem.errors import ParamsError
-from wemem.models import build_model
 
 
 def _tabular(n=240, d=12, c=3, seed=0):
@@ -155,7 +155,9 @@ def test_dropout_draws_different_masks_per_member_and_is_deterministic():
 def test_bf16_autocast_path_trains_batchnorm_models(monkeypatch):
     """CUDA's bf16 autocast, emulated on the CPU: bf16 activations meet float32 BatchNorm."""
     monkeypatch.setattr(
-        wemem.ensemble, "autocast", lambda device: torch.autocast("cpu", dtype=torch.bfloat16)
+        wemem.training.ensemble,
+        "autocast",
+        lambda device: torch.autocast("cpu", dtype=torch.bfloat16),
     )
     x, y = _images()
     inc = _uneven(len(x))

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wemem import executor, runner
+from wemem.batch import runner
 from wemem.errors import ParamsError
+from wemem.experiment import executor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,8 +40,8 @@ def test_ray_experiment_equals_local(tiny_settings, tmp_path, monkeypatch):
     pytest.importorskip("ray")
     from dataclasses import replace
 
-    from wemem import adaptive
-    from wemem.experiment import Experiment
+    from wemem.experiment import adaptive
+    from wemem.experiment.replicate import Experiment
 
     stages, tables = {}, {}
     for name in ("local", "ray"):

@@ -1,7 +1,7 @@
 import numpy as np
 
-from wemem import motivation
-from wemem.experiment import Experiment, split_table
+from wemem.experiment.replicate import Experiment, split_table
+from wemem.studies import motivation
 
 
 def test_victim_and_shadows_are_cached_and_reused(tiny_settings, monkeypatch):
@@ -9,7 +9,7 @@ def test_victim_and_shadows_are_cached_and_reused(tiny_settings, monkeypatch):
     m1, summ1, out1 = exp.dense("victim")
     run1 = exp.pruned("victim")
 
-    import wemem.experiment as E
+    import wemem.experiment.replicate as E
 
     def boom(*a, **k):
         raise AssertionError("retrained although cached")

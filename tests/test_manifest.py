@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from wemem import cli, manifest
+from wemem import cli
+from wemem.batch import manifest
 from wemem.errors import ParamsError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,8 +99,8 @@ def test_cli_manifest_prints_totals(capsys, monkeypatch):
 def test_paper_runs_share_the_mem_scores_of_01():
     """Every paper run whose dataset/model pair has a 01 run asks for the same mem-scores (so the
     cache serves them instead of computing them again with other settings)."""
+    from wemem.batch.runner import discover_runs, notebook_defaults
     from wemem.params import FIELDS
-    from wemem.runner import discover_runs, notebook_defaults
 
     keys = ("memscore_method", "memscore_models", "memscore_ratio", "memscore_epochs")
     runs = discover_runs("paper", notebooks_dir=REPO / "notebooks", params_dir=REPO / "params")

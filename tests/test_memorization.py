@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from wemem import memorization as mem
 from wemem.errors import DataFormatError, ParamsError
+from wemem.memorization import estimators as mem
 
 # 3 models × 4 samples. Sample 0: in models 0, 1, out of 2. Sample 1: in every model (never out).
 # Sample 2: in no model (never in). Sample 3: in model 0 only.

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
-from wemem import memorization, memscores
 from wemem.errors import DataFormatError, ParamsError
-from wemem.experiment import Experiment
+from wemem.experiment.replicate import Experiment
+from wemem.memorization import estimators as memorization
+from wemem.memorization import memscores
 from wemem.params import validate
 
 

@@ -8,12 +8,12 @@ import torch
 from torch import nn
 
 from wemem import params
-from wemem.defense_eval import check_configs
 from wemem.defenses.dp import check_settings
 from wemem.errors import ParamsError
-from wemem.experiment import Experiment
+from wemem.experiment.replicate import Experiment
 from wemem.models import build_model, to_group_norm
 from wemem.pruning import prunable_modules
+from wemem.studies.defense_eval import check_configs
 
 #: a digits-shaped (1×8×8) ResNet18 at width 1/8, one epoch of dense training and per round
 TINY_CNN = {

@@ -5,7 +5,12 @@ import math
 import pandas as pd
 import pytest
 
-from wemem.defense_grids import approach_claims, approaches_text, attack_resolution, pruning_checks
+from wemem.studies.defense_grids import (
+    approach_claims,
+    approaches_text,
+    attack_resolution,
+    pruning_checks,
+)
 
 
 def test_attack_resolution_is_two_root_two_worst_case_standard_errors():

@@ -11,7 +11,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from wemem import params, runner
+from wemem import params
+from wemem.batch import runner
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from wemem import paper_tables as pt
-from wemem import paper_values
+from wemem.studies import paper_tables as pt
+from wemem.studies import paper_values
 
 # The values wemem/paper_values.py held as literals before they moved to paper_values.yaml.
 OLD_T_RMR = [

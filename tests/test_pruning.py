@@ -11,7 +11,7 @@ from wemem.pruning import (
     prune_and_finetune,
     schedule,
 )
-from wemem.training import TrainConfig
+from wemem.training.loop import TrainConfig
 
 
 def test_schedule_matches_spec():

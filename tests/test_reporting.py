@@ -18,8 +18,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from wemem import reporting  # noqa: E402
-from wemem.reporting import (  # noqa: E402
+from wemem.report import run_folder as reporting  # noqa: E402
+from wemem.report.run_folder import (  # noqa: E402
     RunFolder,
     atomic_write_bytes,
     atomic_write_text,

@@ -12,8 +12,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from wemem import reports, runner
-from wemem.reports import export_html, write_index
+from wemem.batch import runner
+from wemem.report import html as reports
+from wemem.report.html import export_html, write_index
 
 EQUATION = r"$$\mathrm{RSW}(x) = \sum_i w_i x_i$$"
 

@@ -13,7 +13,7 @@ How "no network request" is checked, twice:
    scripts finish (MathJax loads its parts by inserting script tags, so a CDN fallback would show
    up). A control page with remote resources checks that the proxy does see them with this
    browser build, so an empty log cannot come from Chromium ignoring the flag.
-2. Statically: :func:`wemem.reports.remote_resources` finds no ``http(s)://`` or ``//`` URL the
+2. Statically: :func:`wemem.report.html.remote_resources` finds no ``http(s)://`` or ``//`` URL the
    page would load by itself (src/href of any tag but ``<a>``, CSS ``url()``/``@import``, module
    imports), which also covers resources a page would load later than the time budget.
 
@@ -38,8 +38,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from wemem import reports
-from wemem.reports import export_html, write_index
+from wemem.report import html as reports
+from wemem.report.html import export_html, write_index
 
 BROWSERS = ("chromium", "chromium-headless-shell", "chromium-browser", "google-chrome")
 HIDDEN_SOURCE = "fig = plot_secret_plumbing(run)"

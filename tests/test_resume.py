@@ -20,7 +20,7 @@ from wemem import defenses
 from wemem.defenses.baselines import ADVHooks
 from wemem.models import build_model
 from wemem.pruning import prune_and_finetune
-from wemem.training import Hooks, TrainConfig
+from wemem.training.loop import Hooks, TrainConfig
 
 
 def _data(n=120, d=12, c=3):
@@ -85,7 +85,7 @@ import json, sys, logging
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 import numpy as np
 from wemem import params
-from wemem.experiment import Experiment
+from wemem.experiment.replicate import Experiment
 settings = params.validate(json.loads(sys.argv[1]))
 exp = Experiment(settings, seed=0)
 out = {}

@@ -19,8 +19,8 @@ import nbformat
 import papermill
 import pytest
 
+from wemem.batch.runner import discover_runs, reproduce, run_notebook, validate_runs
 from wemem.errors import ParamsError
-from wemem.runner import discover_runs, reproduce, run_notebook, validate_runs
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"

@@ -12,7 +12,8 @@ import papermill
 import pytest
 
 from wemem import cache as wcache
-from wemem import cli, fingerprint, runner
+from wemem import cli
+from wemem.batch import fingerprint, runner
 from wemem.errors import ParamsError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,11 +85,13 @@ def test_unchanged_run_is_skipped_and_force_reruns(batch):
 
 def test_fingerprint_follows_the_library_code_a_notebook_imports(tmp_path):
     mods = fingerprint.notebook_modules(REPO / "notebooks" / "00_overview.ipynb")
-    assert {"wemem.overview", "wemem.reporting", "wemem"} <= mods
-    assert "wemem.training" not in mods  # 00 trains nothing: a training change does not rerun it
+    assert {"wemem.studies.overview", "wemem.report.run_folder", "wemem"} <= mods
+    assert (
+        "wemem.training.loop" not in mods
+    )  # 00 trains nothing: a training change does not rerun it
     deep = fingerprint.notebook_modules(REPO / "notebooks" / "03_defense_rsw.ipynb")
     # reached only through imports inside functions and packages' __init__
-    assert {"wemem.training", "wemem.memscores", "wemem.defenses.wemem_methods"} <= deep
+    assert {"wemem.training.loop", "wemem.memorization.memscores", "wemem.defenses.methods"} <= deep
 
 
 def test_resources_key_is_the_runners_and_checked(tmp_path):

@@ -2,7 +2,7 @@ import torch
 import torch.nn.functional as F
 
 from wemem.models import build_model
-from wemem.training import Batch, Hooks, TrainConfig, accuracy, fit, predict_proba
+from wemem.training.loop import Batch, Hooks, TrainConfig, accuracy, fit, predict_proba
 
 
 def _data(n=300, d=20, c=3, seed=0):

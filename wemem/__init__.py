@@ -1,8 +1,8 @@
 """wemem: a reproducible companion to WeMem (Shang et al., NDSS 2025).
 
 Defending against membership inference attacks on iteratively pruned deep neural networks.
-Submodules load on first use (``wemem.params``, ``wemem.experiment``, ...), so ``import wemem`` is
-cheap and notebooks can write ``wemem.memorization.spearman(...)`` without importing each module.
+Subpackages load on first use (``wemem.params``, ``wemem.experiment``, ...), so ``import wemem`` is
+cheap. The package map is in the README's architecture section.
 """
 
 from __future__ import annotations
@@ -14,43 +14,24 @@ from wemem.errors import DatasetMissingError, ParamsError, WememError
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "adaptive",
-    "attack_report",
     "attacks",
-    "autotune",
+    "batch",
     "cache",
     "cli",
     "data",
-    "defense_eval",
-    "defense_grids",
-    "discovery",
     "defenses",
-    "ensemble",
-    "costing",
-    "dry_run",
-    "fingerprint",
-    "workload",
-    "executor",
-    "manifest",
     "errors",
     "experiment",
+    "io",
     "memorization",
-    "memscores",
     "models",
-    "motivation",
-    "overview",
-    "paper_tables",
-    "paper_values",
+    "names",
     "params",
-    "plots",
-    "plots_defenses",
-    "preflight",
+    "planning",
     "progress",
     "pruning",
-    "registry",
-    "reporting",
-    "reports",
-    "runner",
+    "report",
+    "studies",
     "training",
 }
 

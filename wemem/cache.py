@@ -30,7 +30,8 @@ from typing import Any
 
 import torch
 
-from wemem.reporting import atomic_write_bytes as _atomic_write
+from wemem.io import atomic_write_bytes as _atomic_write
+from wemem.io import digest, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +57,6 @@ def default_cache_dir(configured: str = "") -> Path:
     if root is not None:
         return root / ".wemem_cache"
     return Path.home() / ".cache" / "wemem" / "cache"
-
-
-def digest(obj: Any) -> str:
-    """sha256 hex of the canonical JSON of ``obj`` (dict keys sorted)."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class Cache:
@@ -176,7 +172,7 @@ def verify(root: Path, *, fix: bool = False) -> dict[str, list[str]]:
                 want = json.loads(paths["meta"].read_text())["sha256"]
             except (ValueError, KeyError):
                 want = None
-            ok = _file_sha256(paths["payload"]) == want
+            ok = file_sha256(paths["payload"]) == want
             report["ok" if ok else "corrupted"].append(name)
             bad = [] if ok else list(paths.values())
         if fix:
@@ -202,11 +198,3 @@ def gc(root: Path, reachable: set[str], *, dry_run: bool = False) -> tuple[list[
                 p.unlink(missing_ok=True)
         removed.append(name if name != "stray" else f"stray ({len(paths)} files)")
     return removed, freed
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -18,7 +18,7 @@ USER_ERRORS = {"WememError", "ParamsError", "DatasetMissingError", "DataFormatEr
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from wemem import runner
+    from wemem.batch import runner
 
     dirs = {
         "outputs_root": Path(args.outputs),
@@ -26,11 +26,11 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         "params_dir": Path(args.params),
     }
     if args.dry_run:
-        from wemem.dry_run import cost_table, render
+        from wemem.planning.dry_run import cost_table, render
 
         rows = runner.plan(args.profile, only=args.only, force=args.force, **dirs)
         if args.verbose:
-            from wemem.dry_run import render_jobs
+            from wemem.planning.dry_run import render_jobs
 
             sys.stdout.write(render_jobs(rows) + "\n")
         sys.stdout.write(render(cost_table(rows), profile=args.profile) + "\n")
@@ -109,7 +109,7 @@ def _cmd_cache_gc(args: argparse.Namespace) -> int:
 
 
 def _cmd_manifest(args: argparse.Namespace) -> int:
-    from wemem import manifest
+    from wemem.batch import manifest
     from wemem.errors import ParamsError
 
     if args.refresh_minutes:

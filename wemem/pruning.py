@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from wemem.errors import ParamsError
-from wemem.training import FitResult, Hooks, TrainConfig, fit
+from wemem.training.loop import FitResult, Hooks, TrainConfig, fit
 
 log = logging.getLogger(__name__)
 
@@ -209,9 +209,9 @@ def prune_and_finetune(
     sparsity is verified against the schedule.
 
     Resuming (round granularity): when ``checkpoint`` is given and the hooks are
-    :attr:`~wemem.training.Hooks.resumable`, ``checkpoint(state)`` receives after every round but
+    :attr:`~wemem.training.loop.Hooks.resumable`, ``checkpoint(state)`` receives after every round but
     the last a dict holding everything the next round starts from (the last-epoch weights with their
-    masks, the optimizers' states, the defense's :meth:`~wemem.training.Hooks.carry_state`, the
+    masks, the optimizers' states, the defense's :meth:`~wemem.training.loop.Hooks.carry_state`, the
     finished rounds' results and elapsed seconds). Passing that dict back as ``resume`` together
     with the same *dense* ``model`` continues at the next round; every round is seeded by its index,
     so the result equals an uninterrupted run's.

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from wemem.errors import ParamsError
 from wemem.models import xavier_init
-from wemem.training import resolve_device
+from wemem.training.loop import resolve_device
 
 __all__ = [
     "FEATURE_KINDS",

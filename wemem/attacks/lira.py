@@ -35,7 +35,7 @@ from numpy.typing import ArrayLike, NDArray
 from torch import nn
 
 from wemem.errors import ParamsError
-from wemem.training import predict_proba
+from wemem.training.loop import predict_proba
 
 __all__ = ["PROB_FLOOR", "lira_offline", "lira_online", "phi", "shadow_phi_on"]
 
@@ -131,7 +131,7 @@ def shadow_phi_on(
 ) -> NDArray[np.float64]:
     """φ of each model on ``x[rows]`` with ``labels``: ``(S, n)`` float64.
 
-    Posteriors come from :func:`wemem.training.predict_proba`, the function that produced the
+    Posteriors come from :func:`wemem.training.loop.predict_proba`, the function that produced the
     victim's and shadows' stored outputs (bf16 autocast on CUDA), so that the victim's φ and the
     shadows' φ are computed alike. Inputs move to each model's device.
     """

@@ -138,7 +138,7 @@ def run(
         victim: one model's outputs with ``probs_in`` ``(n_in, C)``, ``labels_in`` ``(n_in,)``,
             ``rows_in`` ``(n_in,)`` (rows of ``x``), the same ``*_out`` for non-members, and
             optionally ``sens_in`` / ``sens_out`` ``(n, C)`` (e.g. a
-            :class:`wemem.experiment.ModelOutputs`).
+            :class:`wemem.experiment.replicate.ModelOutputs`).
         shadows: the shadow models' outputs, same attributes; pooled for calibration / training.
         victim_model, shadow_models: the models themselves (``shadow_models[i]`` produced
             ``shadows[i]``), needed to compute missing sensitivities (``samia``, ``nn_sens``) and

@@ -17,10 +17,11 @@ from pathlib import Path
 
 from torchvision.datasets import CIFAR10, CIFAR100
 
-from wemem.data.files import atomic_path, record_sums, verify_sums
+from wemem.data.files import record_sums, verify_sums
 from wemem.data.registry import DatasetInfo, dataset_dir, dataset_info, resolve_file
 from wemem.data.tabular import TEXAS_SUFFIXES
 from wemem.errors import DataFormatError
+from wemem.io import atomic_path
 
 log = logging.getLogger(__name__)
 

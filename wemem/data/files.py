@@ -1,4 +1,5 @@
-"""File helpers for the data package: atomic writes, content keys and SHA256SUMS records.
+"""File helpers for the data package: SHA256SUMS records and stale raw-file caches (atomic writes
+and content keys come from :mod:`wemem.io`, re-exported here for the loaders).
 
 A dataset folder may hold ``SHA256SUMS`` (``<hex>  <relative path>`` per line, as written by
 ``sha256sum``). :func:`wemem.data.fetch` (module ``download``) records it at the first fetch of
@@ -8,39 +9,18 @@ replaced or truncated file is caught.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import logging
-import os
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 from wemem.errors import DataFormatError
+from wemem.io import atomic_path
+from wemem.io import file_sha256 as sha256_file
 
 log = logging.getLogger(__name__)
 
 SUMS_NAME = "SHA256SUMS"
 _CHUNK = 1 << 20
-
-
-@contextlib.contextmanager
-def atomic_path(dest: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``dest``; on success move it onto ``dest`` with os.replace.
-
-    Readers never see a half-written file; on error the temporary file is removed.
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.chmod(tmp_path, 0o644)  # mkstemp creates 0600; data folders may be shared
-        os.replace(tmp_path, dest)
-    finally:
-        tmp_path.unlink(missing_ok=True)
 
 
 def prune_caches(folder: Path, keep: Path) -> None:
@@ -51,24 +31,9 @@ def prune_caches(folder: Path, keep: Path) -> None:
             old.unlink(missing_ok=True)
 
 
-def digest_of(obj: object) -> str:
-    """sha256 hex of the canonical JSON of ``obj`` (sorted keys), the key used for caches."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def stat_key(paths: Iterable[Path]) -> list[tuple[str, int, int]]:
     """(name, size, mtime_ns) of each file: cheap identity for cache keys of large raw files."""
     return [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
-
-
-def sha256_file(path: Path) -> str:
-    """sha256 hex of a file's bytes, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_sums(folder: Path) -> dict[str, str]:

@@ -19,10 +19,13 @@ from torchvision.datasets import CIFAR10, CIFAR100, ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from tqdm.auto import tqdm
 
-from wemem.data.files import atomic_path, digest_of, prune_caches, sha256_file
+from wemem.data.files import prune_caches
 from wemem.data.registry import DATASETS, RawPool, check_labels, require_files
 from wemem.data.tabular import split_pool
 from wemem.errors import DataFormatError
+from wemem.io import atomic_path
+from wemem.io import digest as digest_of
+from wemem.io import file_sha256 as sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from wemem.data.files import digest_of
 from wemem.data.images import load_cifar, load_cinic, load_digits_pool
 from wemem.data.noise import apply_label_noise
 from wemem.data.registry import RawPool, dataset_info
@@ -27,6 +26,7 @@ from wemem.data.tabular import (
     load_texas,
 )
 from wemem.errors import ParamsError
+from wemem.io import digest as digest_of
 
 log = logging.getLogger(__name__)
 

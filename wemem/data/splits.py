@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from wemem.data.files import atomic_path
 from wemem.errors import DataFormatError, ParamsError
+from wemem.io import atomic_path
 
 
 @dataclass(frozen=True, eq=False)

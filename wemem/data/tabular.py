@@ -21,9 +21,11 @@ import pandas as pd
 import torch
 from sklearn.model_selection import train_test_split
 
-from wemem.data.files import atomic_path, digest_of, prune_caches, stat_key, verify_sums
+from wemem.data.files import prune_caches, stat_key, verify_sums
 from wemem.data.registry import DATASETS, RawPool, check_labels, require_files, resolve_file
 from wemem.errors import DataFormatError, ParamsError
+from wemem.io import atomic_path
+from wemem.io import digest as digest_of
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Defenses against membership inference, as hooks of the one training loop.
 
-WeMem (spec §2): the primitives in :mod:`wemem.defenses.wemem_primitives`, the methods RSW, RMR and
-SWMR in :mod:`wemem.defenses.wemem_methods`, and name → hooks in :mod:`wemem.defenses.registry`.
+WeMem (spec §2): the primitives in :mod:`wemem.defenses.primitives`, the methods RSW, RMR and
+SWMR in :mod:`wemem.defenses.methods`, and name → hooks in :mod:`wemem.defenses.catalog`.
 The baselines (spec §7): PPB, ADV and RelaxLoss in :mod:`wemem.defenses.baselines`, DP-SGD with
 Opacus in :mod:`wemem.defenses.dp`::
 
@@ -10,10 +10,10 @@ Opacus in :mod:`wemem.defenses.dp`::
 """
 
 from wemem.defenses.baselines import ADVHooks, PPBHooks, RelaxLossHooks, ppb_loss, relaxloss_loss
+from wemem.defenses.catalog import WEMEM_DEFENSES, defense_spec, make_hooks_factory
 from wemem.defenses.dp import DPSGDHooks, dp_epsilon, make_private_compatible
-from wemem.defenses.registry import WEMEM_DEFENSES, defense_spec, make_hooks_factory
-from wemem.defenses.wemem_methods import RMRHooks, RSWHooks, SWMRHooks
-from wemem.defenses.wemem_primitives import (
+from wemem.defenses.methods import RMRHooks, RSWHooks, SWMRHooks
+from wemem.defenses.primitives import (
     exposure_counts,
     rank_by_memscore,
     sliding_window_indices,

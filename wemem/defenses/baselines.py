@@ -1,6 +1,6 @@
 """The existing defenses the paper compares with (spec §7), as hooks of the one training loop.
 
-Each is a :class:`~wemem.training.Hooks` subclass that serves the victim and the shadow models
+Each is a :class:`~wemem.training.loop.Hooks` subclass that serves the victim and the shadow models
 alike (the attacks are adaptive, spec §6.3), runs only in the fine-tuning rounds, and keeps Base's
 Adam (lr 1e-3, coupled weight decay 5e-4) and early stopping:
 
@@ -10,7 +10,7 @@ Adam (lr 1e-3, coupled weight decay 5e-4) and early stopping:
   inference-model steps before *every* classifier step, not the official one classifier step per
   "epoch" (spec §9.12).
 
-Base is :class:`wemem.training.Hooks` itself; DP-SGD is in :mod:`wemem.defenses.dp`.
+Base is :class:`wemem.training.loop.Hooks` itself; DP-SGD is in :mod:`wemem.defenses.dp`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from torch import nn
 
 from wemem.attacks.classifier import AttackMLP
 from wemem.errors import ParamsError
-from wemem.training import Batch, Hooks, TrainConfig, autocast
+from wemem.training.loop import Batch, Hooks, TrainConfig, autocast
 
 
 def _real(name: str, value: object, *, low: float, high: float = float("inf")) -> float:

@@ -48,7 +48,7 @@ from opacus.validators import ModuleValidator
 from torch import nn
 
 from wemem.errors import ParamsError
-from wemem.training import Batch, Hooks, TrainConfig
+from wemem.training.loop import Batch, Hooks, TrainConfig
 
 log = logging.getLogger(__name__)
 

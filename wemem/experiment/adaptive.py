@@ -1,0 +1,303 @@
+"""Adaptive attacks on cached models: the victim and its shadows at one pipeline stage.
+
+*Adaptive* (spec §6.3): the shadows went through exactly the victim's pipeline (same training,
+pruning and defense settings), so they come from the same cache entries the victim does; nothing is
+retrained per attack. This module gathers the models of one stage, adds the posterior sensitivity
+(cached, computed only when an attack needs it), runs :func:`wemem.attacks.run`, and splits leakage
+by memorization score.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from wemem.attacks import run as run_attacks
+from wemem.attacks.metrics import tpr_at_fpr
+from wemem.attacks.suite import CLASSIFIER_ATTACKS, FAMILY, SENSITIVITY_ATTACKS
+from wemem.experiment import executor
+from wemem.experiment.replicate import Experiment, ModelOutputs
+
+log = logging.getLogger(__name__)
+
+STAGES = ("dense", "one-shot", "iterative")
+
+
+@dataclass
+class Stage:
+    """The victim's and every shadow's outputs and models at one stage (``roles[0]`` = victim)."""
+
+    name: str
+    roles: list[str]
+    outputs: dict[str, ModelOutputs]
+    models: dict[str, nn.Module]
+    summary: dict | None = None  # the victim's pruning summary (seconds, epochs), when known
+
+    @property
+    def victim(self) -> ModelOutputs:
+        return self.outputs["victim"]
+
+    @property
+    def shadows(self) -> list[ModelOutputs]:
+        return [self.outputs[r] for r in self.roles[1:]]
+
+
+def stage(exp: Experiment, name: str) -> Stage:
+    """Models of a stage: ``dense``, ``one-shot`` or ``iterative`` (Base), from the cache."""
+    if name not in STAGES:
+        from wemem.errors import ParamsError
+
+        raise ParamsError(f"stage = {name!r}: allowed values are {', '.join(STAGES)}")
+    from wemem.experiment.executor import Request
+
+    kind = "dense" if name == "dense" else "pruned"
+    exp.prefetch([Request(kind, r, one_shot=name == "one-shot") for r in exp.roles])
+    outputs, models = {}, {}
+    for role in exp.roles:
+        if name == "dense":
+            model, _, out = exp.dense(role)
+        else:
+            run = exp.pruned(role, one_shot=name == "one-shot")
+            model, out = exp.load_pruned_model(run, role), run.final
+        outputs[role], models[role] = out, model.eval()
+    return Stage(name, list(exp.roles), outputs, models)
+
+
+def defended_stage(
+    exp: Experiment, defense: str, *, name: str | None = None, one_shot: bool = False, **settings
+) -> Stage:
+    """Victim and shadows pruned (iteratively, or one-shot) with ``defense`` (adaptive: the same
+    settings for every model)."""
+    from wemem.experiment.executor import Request
+
+    exp.prefetch([Request("defended", r, defense, one_shot, settings) for r in exp.roles])
+    outputs, models, summary = {}, {}, None
+    for role in exp.roles:
+        run = exp.defended(role, defense, one_shot=one_shot, **settings)
+        outputs[role], models[role] = run.final, exp.load_pruned_model(run, role).eval()
+        if role == "victim":
+            summary = run.summary
+    return Stage(name or defense, list(exp.roles), outputs, models, summary)
+
+
+def _state_digest(model: nn.Module) -> str:
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def add_sensitivity(
+    exp: Experiment, st: Stage, *, m: int = 10, eps: float = 1e-3, seed: int = 0
+) -> Stage:
+    """Attach ``sens_in``/``sens_out`` (spec §6.2) to every role's outputs, cached per model."""
+    from wemem.attacks.sensitivity import sensitivity
+
+    outputs = {}
+    for i, role in enumerate(st.roles):
+        out, model = st.outputs[role], st.models[role]
+        spec = {
+            "model": _state_digest(model),
+            "rows_in": hashlib.sha256(np.asarray(out.rows_in).tobytes()).hexdigest(),
+            "rows_out": hashlib.sha256(np.asarray(out.rows_out).tobytes()).hexdigest(),
+            "m": m,
+            "eps": eps,
+            "seed": seed + i,
+        }
+
+        def compute(out=out, model=model, i=i) -> dict:
+            rows = np.concatenate([out.rows_in, out.rows_out])
+            sens = sensitivity(model, exp.pool.x, rows, m=m, eps=eps, seed=seed + i)
+            sens = sens.cpu().numpy()
+            return {"in": sens[: len(out.rows_in)], "out": sens[len(out.rows_in) :]}
+
+        entry, _ = exp.cache.get_or_compute("sensitivity", spec, compute)
+        outputs[role] = replace(out, sens_in=entry["in"], sens_out=entry["out"])
+    return Stage(st.name, st.roles, outputs, st.models, st.summary)
+
+
+def _subsample(out: ModelOutputs, k: int, rng: np.random.Generator) -> ModelOutputs:
+    """At most ``k`` members and ``k`` non-members of one model (for attack-model training)."""
+    i_in = np.sort(rng.permutation(len(out.rows_in))[:k])
+    i_out = np.sort(rng.permutation(len(out.rows_out))[:k])
+    o = replace(
+        out,
+        probs_in=out.probs_in[i_in],
+        labels_in=out.labels_in[i_in],
+        rows_in=out.rows_in[i_in],
+        flipped_in=out.flipped_in[i_in],
+        probs_out=out.probs_out[i_out],
+        labels_out=out.labels_out[i_out],
+        rows_out=out.rows_out[i_out],
+        flipped_out=out.flipped_out[i_out],
+        sens_in=None if out.sens_in is None else out.sens_in[i_in],
+        sens_out=None if out.sens_out is None else out.sens_out[i_out],
+    )
+    return o
+
+
+def evaluate(
+    exp: Experiment,
+    st: Stage,
+    names,
+    *,
+    attack_epochs: int = 100,
+    attack_train_max: int | None = None,
+    epochs_by_attack: dict[str, int] | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """All ``names`` against the stage's victim, calibrated/trained on its shadows.
+
+    Metric attacks and LiRA use every shadow sample. Classifier attacks train on at most
+    ``attack_train_max`` members and as many non-members pooled over the shadows (all when
+    ``None``, as the paper), for ``attack_epochs`` epochs (or ``epochs_by_attack[name]``, e.g. a
+    shorter SAMIA on a CPU) with the LR drops at 50 % and 75 %.
+    """
+    names = list(names)
+    if any(n in SENSITIVITY_ATTACKS for n in names):
+        st = add_sensitivity(exp, st, seed=seed)
+    cheap = [n for n in names if n not in CLASSIFIER_ATTACKS]
+    costly = [n for n in names if n in CLASSIFIER_ATTACKS]
+    frames = []
+    shadow_models = [st.models[r] for r in st.roles[1:]]
+    if cheap:
+        frames.append(
+            run_attacks(
+                cheap,
+                st.victim,
+                st.shadows,
+                victim_model=st.models["victim"],
+                shadow_models=shadow_models,
+                x=exp.pool.x,
+                seed=seed,
+            )
+        )
+    if costly:
+        shadows = st.shadows
+        if attack_train_max:
+            rng = np.random.default_rng(seed)
+            per = max(1, attack_train_max // len(shadows))
+            shadows = [_subsample(s, per, rng) for s in shadows]
+        epochs_of = {n: (epochs_by_attack or {}).get(n, attack_epochs) for n in costly}
+        if executor.name() == "ray" and len(costly) > 1:  # one task per attack model
+            calls = [
+                {
+                    "names": [n],
+                    "victim": st.victim,
+                    "shadows": shadows,
+                    "seed": seed,
+                    "epochs": epochs_of[n],
+                    "milestones": (epochs_of[n] // 2, (3 * epochs_of[n]) // 4),
+                }
+                for n in costly
+            ]
+            frames += executor.map_calls(run_attacks, calls)
+            costly = []
+        for epochs in dict.fromkeys(epochs_of[n] for n in costly):
+            group = [n for n in costly if epochs_of[n] == epochs]
+            frames.append(
+                run_attacks(
+                    group,
+                    st.victim,
+                    shadows,
+                    victim_model=st.models["victim"],
+                    shadow_models=shadow_models,
+                    x=exp.pool.x,
+                    seed=seed,
+                    epochs=epochs,
+                    milestones=(epochs // 2, (3 * epochs) // 4),
+                )
+            )
+    attrs: dict = {"roc": {}, "scores": {}}
+    for f in frames:
+        attrs["roc"].update(f.attrs.get("roc", {}))
+        attrs["scores"].update(f.attrs.get("scores", {}))
+        f.attrs = {}  # pandas compares attrs on concat; arrays of unequal length cannot be
+    df = pd.concat(frames, ignore_index=True)
+    df = df.set_index("attack").loc[names].reset_index()
+    df.insert(0, "stage", st.name)
+    df.attrs = {**attrs, "victim": st.victim}
+    return df
+
+
+def memscore_leakage(
+    attacks: pd.DataFrame,
+    memscore: np.ndarray,
+    *,
+    victim: ModelOutputs | None = None,
+    fpr: float = 0.05,
+    bins: int = 10,
+) -> pd.DataFrame:
+    """Leakage per mem-score decile of the victim's members (inherent memorability, spec §1).
+
+    For each attack, members are split into ``bins`` quantile bins of their mem-score
+    (``memscore`` indexed by pool row; ``victim`` defaults to the one :func:`evaluate` attached
+    to ``attacks.attrs``). Per bin: the TPR at ``fpr`` (threshold set on all
+    non-members) and the *member accuracy*: the fraction of the bin the attack's own decision rule
+    calls a member (NaN for LiRA, which has no decision rule).
+    """
+    victim = victim if victim is not None else attacks.attrs["victim"]
+    m = memscore[victim.rows_in]
+    edges = np.quantile(m, np.linspace(0, 1, bins + 1))
+    which = np.clip(np.searchsorted(edges, m, side="right") - 1, 0, bins - 1)
+    rows = []
+    for name in attacks.attack:
+        s_in, s_out = attacks.attrs["scores"][name]
+        s_in, s_out = np.asarray(s_in), np.asarray(s_out)
+        cut = 0.5 if FAMILY.get(name) == "classifier" else 0.0
+        for b in range(bins):
+            sel = which == b
+            rows.append(
+                {
+                    "attack": name,
+                    "bin": b,
+                    "memscore_mean": float(m[sel].mean()) if sel.any() else float("nan"),
+                    "tpr_at_fpr": tpr_at_fpr(s_in[sel], s_out, fpr) if sel.any() else float("nan"),
+                    "member_accuracy": float((s_in[sel] >= cut).mean())
+                    if FAMILY.get(name) != "lira" and sel.any()
+                    else float("nan"),
+                    "n": int(sel.sum()),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def sanity(st: Stage) -> dict[str, bool]:
+    """Every shadow and the victim have outputs on both sides, posteriors sum to one."""
+    ok = all(len(o.probs_in) and len(o.probs_out) for o in st.outputs.values())
+    sums = np.concatenate([o.probs_in.sum(1) for o in st.outputs.values()])
+    return {
+        "outputs_present": bool(ok),
+        "posteriors_normalized": bool(np.allclose(sums, 1, atol=1e-4)),
+    }
+
+
+def evaluate_stages(
+    exp: Experiment,
+    stages,
+    names,
+    *,
+    attack_epochs: int = 100,
+    attack_train_max: int | None = None,
+    epochs_by_attack: dict[str, int] | None = None,
+    seed: int = 0,
+) -> dict[str, pd.DataFrame]:
+    """:func:`evaluate` for each stage, in order (``{stage: table}``)."""
+    return {
+        name: evaluate(
+            exp,
+            stage(exp, name),
+            names,
+            attack_epochs=attack_epochs,
+            attack_train_max=attack_train_max,
+            epochs_by_attack=epochs_by_attack,
+            seed=seed,
+        )
+        for name in stages
+    }

@@ -1,0 +1,176 @@
+"""Where independent trainings run: in this process (``local``) or as Ray tasks (``ray``).
+
+The notebooks' code is sequential: it asks an :class:`~wemem.experiment.replicate.Experiment` for a model
+and gets it from the content-addressed cache, training it on a miss. Before such a loop the
+library calls :func:`prefetch` with the list of independent trainings the loop is about to need
+(the victim's and every shadow's dense model, or their pruning runs with a defense, for every
+setting of a sweep). The classifier attacks of one evaluation, each seeded on its own, are
+trained through :func:`map_calls` (one task per attack). With the ``local`` executor that is a no-op and the loop trains each model
+in turn; with ``ray`` every missing entry is trained by a Ray task that rebuilds the experiment
+from its settings and writes the entry to the shared cache, and the loop then only reads. The
+computation is the same function either way, so the results are identical (tested).
+
+Configuration (set by ``wemem reproduce --executor ray`` for the notebook kernels it starts, or
+by hand before opening a notebook):
+
+* ``WEMEM_EXECUTOR``: ``local`` (default) or ``ray``;
+* ``WEMEM_RAY_ADDRESS``: the address of an existing cluster (``ray.init(address=...)``, e.g.
+  ``auto`` or ``ray://head:10001``); empty: start a local cluster on this machine;
+* ``WEMEM_TASK_CPUS`` / ``WEMEM_TASK_GPUS``: ``num_cpus`` / ``num_gpus`` of each task (a params
+  file sets them with its ``resources:`` key; defaults 1 and 0).
+
+The cache folder must be shared by the driver and the workers (it is, on one machine; on a
+cluster put ``WEMEM_CACHE`` on a shared file system). Ray is an optional extra
+(``pip install 'wemem[cluster]'``); usage statistics are switched off
+(``RAY_USAGE_STATS_ENABLED=0``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from wemem.errors import ParamsError
+
+log = logging.getLogger(__name__)
+
+EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True, eq=False)
+class Request:
+    """One training the experiment can do on its own: ``dense`` (the role's dense model),
+    ``pruned`` (Base pruning, iterative or one-shot) or ``defended`` (pruning with a defense)."""
+
+    kind: str
+    role: str
+    defense: str = "base"
+    one_shot: bool = False
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def run(self, exp) -> None:
+        if self.kind == "dense":
+            exp.dense(self.role)
+        elif self.kind == "pruned":
+            exp.pruned(self.role, one_shot=self.one_shot)
+        elif self.kind == "defended":
+            exp.defended(self.role, self.defense, one_shot=self.one_shot, **self.settings)
+        else:
+            raise ValueError(f"unknown request kind {self.kind!r}")
+
+
+def name() -> str:
+    """The configured executor (``WEMEM_EXECUTOR``), checked."""
+    value = os.environ.get("WEMEM_EXECUTOR", "local") or "local"
+    if value not in EXECUTORS:
+        raise ParamsError(f"WEMEM_EXECUTOR = {value!r}: allowed values are {', '.join(EXECUTORS)}")
+    return value
+
+
+def _resources() -> dict[str, float]:
+    out = {}
+    for key, env, default in (
+        ("num_cpus", "WEMEM_TASK_CPUS", 1.0),
+        ("num_gpus", "WEMEM_TASK_GPUS", 0.0),
+    ):
+        raw = os.environ.get(env, "")
+        try:
+            value = float(raw) if raw else default
+        except ValueError:
+            raise ParamsError(f"{env} = {raw!r}: expected a number") from None
+        if value < 0:
+            raise ParamsError(f"{env} = {raw!r}: must be >= 0")
+        out[key] = value
+    return out
+
+
+def prefetch(exp, requests: list[Request]) -> int:
+    """Make sure every request's cache entry exists, training the missing ones in parallel when
+    the executor is ``ray``. Dense models go first (pruning runs start from them).
+
+    Returns:
+        the number of trainings submitted (0 with the ``local`` executor, or when all are cached).
+    """
+    if name() == "local" or not requests:
+        return 0
+    from wemem.defenses.baseline_catalog import BASELINES
+
+    if any(r.kind == "defended" and r.defense not in ("base", *BASELINES) for r in requests):
+        exp.memscores()  # WeMem defenses read the mem-scores: compute them once, here
+    dense = sorted({r.role for r in requests})
+    submitted = _run_ray(exp, [Request("dense", role) for role in dense])
+    unique = {repr(r): r for r in requests if r.kind != "dense"}
+    return submitted + _run_ray(exp, list(unique.values()))
+
+
+def map_calls(fn, calls: list[dict[str, Any]]) -> list:
+    """``[fn(**kw) for kw in calls]``: in this process (``local``), or one Ray task per call
+    (``ray``), results in order. ``fn`` must be importable (a module-level function) and its
+    result must not depend on the order of the calls (seed each call on its own)."""
+    if name() == "local" or len(calls) < 2:
+        return [fn(**kw) for kw in calls]
+    ray = _ray()
+    task = ray.remote(**_resources())(_call)
+    log.info("ray: %d calls of %s submitted", len(calls), fn.__name__)
+    return ray.get([task.remote(fn, kw) for kw in calls])
+
+
+def _call(fn, kw: dict[str, Any]):
+    return fn(**kw)
+
+
+def _run_ray(exp, requests: list[Request]) -> int:
+    todo = [r for r in requests if not exp.is_cached(r)]
+    if not todo:
+        return 0
+    ray = _ray()
+    task = ray.remote(**_resources())(_train)
+    cache_dir = str(exp.cache.root)
+    refs = [task.remote(exp.settings, exp.seed, cache_dir, r) for r in todo]
+    log.info("ray: %d trainings submitted", len(refs))
+    ray.get(refs)
+    return len(todo)
+
+
+def _train(settings, seed: int, cache_dir: str, request: Request) -> None:
+    """A Ray task: rebuild the experiment (same settings, seed and cache) and run one request."""
+    import dataclasses
+
+    from wemem.experiment.replicate import Experiment
+
+    settings = dataclasses.replace(settings, cache_dir=cache_dir)
+    request.run(Experiment(settings, seed=seed))
+
+
+def _ray():
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        import ray
+    except ImportError:
+        raise ParamsError(
+            "executor 'ray' needs Ray: pip install 'wemem[cluster]' (or use --executor local)"
+        ) from None
+    if not ray.is_initialized():
+        address = os.environ.get("WEMEM_RAY_ADDRESS") or None
+        env = {k: v for k, v in os.environ.items() if k.startswith("WEMEM_")}
+        env["RAY_USAGE_STATS_ENABLED"] = "0"
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+            runtime_env={"env_vars": env},
+        )
+        log.info("ray: connected to %s", address or "a local cluster")
+    return ray
+
+
+def shutdown() -> None:
+    """Disconnect from Ray (stopping the local cluster this process started), if connected."""
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()

@@ -1,0 +1,403 @@
+"""HTML reports and their index page.
+
+:func:`export_html` turns an executed notebook into ``outputs/reports/<stem>-<run>.html``;
+:func:`write_index` lists the reports of a folder in its ``index.html``. Reports are read offline:
+the page loads no script or stylesheet from the network. nbconvert's ``lab`` template loads
+require.js, MathJax and (for notebooks with diagrams or widget state) Mermaid and the widget
+manager from CDNs; the report template drops require.js and Mermaid (diagrams stay as their
+source text), widget state is left out (widget outputs show their plain-text form), and MathJax 2
+is copied next to the reports from the ``jupyter-server-mathjax`` package into
+``<reports>/_static/mathjax/``. Without that package the equations stay as TeX source.
+
+Cells tagged for reviewers: ``hide-input`` (or ``remove-input``) shows only the cell's outputs,
+``remove-output`` only its code, ``remove-cell`` drops the cell. The index shows each report's
+figures as small inline thumbnails (downscaled copies, embedded as ``data:`` URIs).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import filecmp
+import html
+import importlib.util
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+from wemem import __version__
+from wemem.report.run_folder import atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+REPORT_META = "wemem-report"  # name of the <meta> that carries a report's run description
+MATHJAX_DIR = "_static/mathjax"  # relative to the reports folder; also the pages' script URL
+# The package ships MathJax 2.7 with the HTML-CSS output and STIX-Web fonts only (no CommonHTML,
+# no TeX fonts), so the page selects them; nbconvert's own config follows it and adds the rest.
+_MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"
+_MATHJAX_FONTS = """<script type="text/x-mathjax-config">
+MathJax.Hub.Config({
+  "HTML-CSS": {availableFonts: [], preferredFont: null, webFont: "STIX-Web", imageFont: null,
+               linebreaks: {automatic: true}}
+});
+</script>"""
+_TEMPLATE_NAME = "wemem_report.html.j2"
+_TEMPLATE = (
+    """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block html_head_js_mathjax -%}
+{%- if resources.mathjax_url -%}
+"""
+    + _MATHJAX_FONTS
+    + """
+{{ super() }}
+{%- endif -%}
+{%- endblock html_head_js_mathjax -%}
+"""
+)
+
+# Cell tags a report honours: the names JupyterLab's and Jupyter Book's users already know.
+HIDE_INPUT_TAGS = frozenset({"hide-input", "remove-input"})
+REMOVE_OUTPUT_TAGS = frozenset({"remove-output"})
+REMOVE_CELL_TAGS = frozenset({"remove-cell"})
+THUMB_PX = 240  # thumbnails in the index fit a THUMB_PX × THUMB_PX box
+MAX_THUMBS = 8  # per report; the rest are counted ("+3 more")
+
+__all__ = [
+    "HIDE_INPUT_TAGS",
+    "REMOVE_CELL_TAGS",
+    "REMOVE_OUTPUT_TAGS",
+    "REPORT_META",
+    "export_html",
+    "remote_resources",
+    "write_index",
+]
+
+
+# ----------------------------------------------------------------------------- MathJax
+
+
+def _mathjax_source() -> Path | None:
+    """The MathJax 2 folder of ``jupyter-server-mathjax``, found without importing jupyter_server;
+    ``None`` when the package is not installed."""
+    spec = importlib.util.find_spec("jupyter_server_mathjax")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    static = Path(next(iter(spec.submodule_search_locations))) / "static"
+    return static if (static / "MathJax.js").is_file() else None
+
+
+def _install_mathjax(reports_dir: Path) -> str:
+    """Copy MathJax to ``reports_dir/_static/mathjax/`` unless the same copy is there already.
+
+    Returns:
+        the URL of ``MathJax.js`` relative to ``reports_dir``, or ``""`` without MathJax.
+    """
+    source = _mathjax_source()
+    if source is None:
+        logger.info("jupyter-server-mathjax not installed: equations stay as TeX source")
+        return ""
+    dest = reports_dir / MATHJAX_DIR
+    url = f"{MATHJAX_DIR}/MathJax.js?config={_MATHJAX_CONFIG}"
+    if _same_mathjax(source, dest):
+        return url
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # Copied beside and renamed into place, so a page never points at a half-copied MathJax.
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-mathjax-", dir=dest.parent))
+    old = dest.with_name(f".old-mathjax-{os.getpid()}")
+    try:
+        shutil.copytree(source, tmp, dirs_exist_ok=True)
+        if dest.exists():
+            os.rename(dest, old)
+        try:
+            os.rename(tmp, dest)
+        except OSError:
+            if not _same_mathjax(source, dest):  # else another process installed it first
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    logger.info("MathJax copied to %s", dest)
+    return url
+
+
+def _same_mathjax(source: Path, dest: Path) -> bool:
+    installed = dest / "MathJax.js"
+    return installed.is_file() and filecmp.cmp(source / "MathJax.js", installed, shallow=False)
+
+
+# ----------------------------------------------------------------------------- reports
+
+
+def _first_heading(nb) -> str | None:
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for line in cell.source.splitlines():
+            match = re.match(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$", line)
+            if match and match.group(1):
+                return match.group(1)
+    return None
+
+
+def export_html(executed_nb: Path, dest: Path) -> Path:
+    """Export an executed notebook to a standalone HTML page at ``dest`` (written atomically).
+
+    Uses nbconvert's ``lab`` template; outputs keep their inline images and Markdown images are
+    embedded; cells tagged ``hide-input`` show only their output and ``remove-cell`` ones are left
+    out (see the module docstring for all tags). The page's title is the first
+    Markdown heading, and a ``<meta name="wemem-report">`` carries the run's description (title,
+    run name, start, wall time; from ``run.json`` beside the notebook when present) for
+    :func:`write_index`. The page loads nothing from the network: MathJax comes from
+    ``dest``'s folder (``_static/mathjax/``, copied there when needed; see the module docstring).
+    """
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
+
+    executed_nb, dest = Path(executed_nb), Path(dest)
+    nb = nbformat.read(executed_nb, as_version=4)
+    title = _first_heading(nb) or executed_nb.stem
+    run_json = executed_nb.parent / "run.json"
+    run = json.loads(run_json.read_text(encoding="utf-8")) if run_json.exists() else {}
+    duration = nb.metadata.get("papermill", {}).get("duration")
+    meta = {
+        "title": title,
+        "notebook": run.get("notebook", executed_nb.stem),
+        "run_name": run.get("run_name", executed_nb.parent.name),
+        "start": run.get("start")
+        or dt.datetime.fromtimestamp(executed_nb.stat().st_mtime, dt.UTC).isoformat(),
+        "wall_seconds": run.get("wall_seconds", duration),
+    }
+    # Widget state would make the page fetch the widget manager from unpkg (and it needs a
+    # kernel to be live anyway); without it nbconvert shows each widget's plain-text form.
+    nb.metadata.pop("widgets", None)
+
+    exporter = HTMLExporter(
+        template_name="lab",
+        template_file=_TEMPLATE_NAME,
+        extra_loaders=[DictLoader({_TEMPLATE_NAME: _TEMPLATE})],
+        embed_images=True,
+        mathjax_url=_install_mathjax(dest.parent),
+    )
+    tags = TagRemovePreprocessor(
+        remove_input_tags=set(HIDE_INPUT_TAGS),
+        remove_all_outputs_tags=set(REMOVE_OUTPUT_TAGS),
+        remove_cell_tags=set(REMOVE_CELL_TAGS),
+    )
+    exporter.register_preprocessor(tags, enabled=True)
+    resources = {"metadata": {"name": title, "path": str(executed_nb.parent)}}
+    body, _ = exporter.from_notebook_node(nb, resources=resources)
+    for url in remote_resources(body):  # a newer nbconvert template may add one
+        logger.warning("%s loads %s from the network", dest.name, url)
+    tag = f'<meta name="{REPORT_META}" content="{html.escape(json.dumps(meta))}">'
+    body, n = re.subn(r"<head[^>]*>", lambda m: f"{m.group(0)}\n{tag}", body, count=1)
+    if not n:
+        body = tag + "\n" + body
+    atomic_write_text(dest, body)
+    logger.info("report: %s", dest)
+    return dest
+
+
+_REMOTE = r"""\s*["']?((?:https?:)?//[^"'\s>)]+)"""
+_REMOTE_RES = [
+    # What a browser fetches by itself: src/href/poster/data of any tag but <a> (prose links
+    # stay), CSS url(...) and @import, and ES module imports in inline scripts.
+    re.compile(r"<(?!a\b)[a-z][^>]*?\b(?:src|href|poster|data)\s*=" + _REMOTE, re.IGNORECASE),
+    re.compile(r"(?:\burl\(|@import)" + _REMOTE, re.IGNORECASE),
+    re.compile(r"""(?<!@)\bimport\s*\(?\s*["']((?:https?:)?//[^"'\s]+)""", re.IGNORECASE),
+]
+
+
+def remote_resources(page: str) -> list[str]:
+    """The network URLs (``http(s)://`` or ``//``) a browser would load for ``page`` by itself:
+    scripts, stylesheets, images, fonts, frames, module imports. Links in ``<a href>`` are not
+    resources and are not listed."""
+    return [m.group(1) for regex in _REMOTE_RES for m in regex.finditer(page)]
+
+
+# ----------------------------------------------------------------------------- index
+
+
+def _read_report_meta(path: Path) -> dict:
+    with path.open(encoding="utf-8", errors="replace") as f:
+        head = f.read(8192)
+    match = re.search(rf'<meta name="{REPORT_META}" content="([^"]*)"', head)
+    if match:
+        try:
+            return json.loads(html.unescape(match.group(1)))
+        except json.JSONDecodeError:
+            logger.warning("%s: unreadable %s meta", path, REPORT_META)
+    return {"title": path.stem}
+
+
+def _format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d} s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
+def _format_start(start: str | None) -> str:
+    if not start:
+        return "–"
+    try:
+        when = dt.datetime.fromisoformat(start).astimezone(dt.UTC)
+    except ValueError:
+        return start
+    return when.strftime("%Y-%m-%d %H:%M UTC")
+
+
+_FIGURE_RE = re.compile(
+    r'<div\b[^>]*?\bid="(cell-id=[^"]*)"|<img\b[^>]*?\bsrc="data:image/png;base64,([^"]+)"'
+)
+
+
+def _report_figures(page: str) -> list[tuple[str, bytes]]:
+    """The PNG images a report page shows (its figures: outputs of the cells it keeps), in page
+    order, each with the ``id`` of the cell that holds it (``""`` before the first cell)."""
+    figures, cell = [], ""
+    for match in _FIGURE_RE.finditer(page):
+        if match.group(1) is not None:
+            cell = match.group(1)
+            continue
+        try:
+            figures.append((cell, base64.b64decode(match.group(2))))
+        except (binascii.Error, ValueError):
+            logger.warning("skipping an undecodable image in a report")
+    return figures
+
+
+def _thumbnail(png: bytes) -> tuple[bytes, int | None, int | None] | None:
+    """A PNG of ``png`` that fits THUMB_PX × THUMB_PX (flattened on white, 256-colour palette:
+    a few kB), with its width and height; ``None`` for an unreadable image. Without Pillow
+    (it comes with matplotlib) the original, sized by the page's CSS."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return png, None, None
+    try:
+        with Image.open(io.BytesIO(png)) as image:
+            rgba = image.convert("RGBA")
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    flat = Image.new("RGBA", rgba.size, "white")
+    flat.alpha_composite(rgba)
+    small = flat.convert("RGB")
+    small.thumbnail((THUMB_PX, THUMB_PX), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    small.quantize(256).save(out, format="PNG", optimize=True)
+    return out.getvalue(), small.width, small.height
+
+
+def _thumbnails_html(page_path: Path, title: str) -> str:
+    """Inline thumbnails of the report's figures, each linking to its cell in the report."""
+    try:
+        figures = _report_figures(page_path.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return ""
+    esc, links = html.escape, []
+    for i, (cell, png) in enumerate(figures[:MAX_THUMBS], start=1):
+        thumb = _thumbnail(png)
+        if thumb is None:
+            continue
+        data, width, height = thumb
+        size = f' width="{width}" height="{height}"' if width else ""
+        href = page_path.name + (f"#{cell}" if cell else "")
+        links.append(
+            f'<a href="{esc(href)}"><img src="data:image/png;base64,'
+            f'{base64.b64encode(data).decode()}"{size} alt="{esc(f"figure {i} of {title}")}"></a>'
+        )
+    if len(figures) > MAX_THUMBS:
+        links.append(f'<a href="{esc(page_path.name)}">+{len(figures) - MAX_THUMBS} more</a>')
+    return " ".join(links)
+
+
+_INDEX_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
+       max-width: 60rem; padding: 0 1rem; color: #222; }
+table { border-collapse: collapse; width: 100%; }
+th, td { text-align: left; padding: 0.4rem 0.8rem; border-bottom: 1px solid #ddd; }
+th { border-bottom: 2px solid #444; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+a { color: #0645ad; }
+tr:has(+ tr.figures) td { border-bottom: none; }
+tr.figures td { padding-top: 0; }
+tr.figures img { max-width: 240px; max-height: 240px; margin: 0 0.4rem 0.4rem 0;
+                 vertical-align: top; border: 1px solid #ddd; }
+"""
+
+
+def write_index(reports_dir: Path) -> Path:
+    """Write ``reports_dir/index.html``: one row per report (title, run, date, wall time).
+
+    Plain HTML with inline CSS and no external resources; rows sorted by notebook, then run name;
+    pages without wemem's ``<meta>`` are listed by file name. Each row also
+    links the run's folder (``../<stem>/<run>/``) when the report names its run. Below it, the
+    report's figures (the PNG outputs the page shows, so hidden-input cells count and removed
+    cells do not) appear as thumbnails embedded in the page (at most THUMB_PX wide, a few kB
+    each; MAX_THUMBS per report), each linking to its cell in the report.
+    """
+    reports_dir = Path(reports_dir)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    reports = [
+        (_read_report_meta(path), path)
+        for path in reports_dir.glob("*.html")
+        if path.name != "index.html"
+    ]
+    # By notebook then run name ("tiny" before "tiny-wide"), which file names do not give.
+    reports.sort(key=lambda r: (r[0].get("notebook", r[1].stem), r[0].get("run_name", ""), r[1]))
+    esc = html.escape
+    rows = []
+    for meta, path in reports:
+        folder = ""
+        if meta.get("notebook") and meta.get("run_name"):
+            href = f"../{meta['notebook']}/{meta['run_name']}/"
+            folder = f'<a href="{esc(href)}">files</a>'
+        rows.append(
+            "<tr>"
+            f'<td><a href="{esc(path.name)}">{esc(str(meta.get("title", path.stem)))}</a></td>'
+            f"<td>{esc(str(meta.get('run_name', '–')))}</td>"
+            f"<td>{esc(_format_start(meta.get('start')))}</td>"
+            f'<td class="num">{esc(_format_seconds(meta.get("wall_seconds")))}</td>'
+            f"<td>{folder}</td>"
+            "</tr>"
+        )
+        thumbs = _thumbnails_html(path, str(meta.get("title", path.stem)))
+        if thumbs:
+            rows.append(f'<tr class="figures"><td colspan="5">{thumbs}</td></tr>')
+    body = "\n".join(rows) or '<tr><td colspan="5">No reports yet.</td></tr>'
+    generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    page = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>wemem reports</title>
+<style>{_INDEX_CSS}</style>
+</head>
+<body>
+<h1>wemem reports</h1>
+<p>Executed notebooks, one page per run. Generated {generated}
+by wemem {html.escape(__version__)}.</p>
+<table>
+<thead><tr><th>Notebook</th><th>Run</th><th>Date</th><th>Wall time</th><th>Outputs</th></tr></thead>
+<tbody>
+{body}
+</tbody>
+</table>
+</body>
+</html>
+"""
+    return atomic_write_text(reports_dir / "index.html", page)
