@@ -9,17 +9,16 @@ import pytest
 import torch
 from torch import nn
 
-from wemem.attacks.sensitivity import sensitivity
 from wemem.attacks.classifier import (
     AttackMLP,
-    _fit_groups,
     features,
     mlp_attack,
-    shokri_attack,
     train_settings,
 )
 from wemem.attacks.metrics import roc_auc
 from wemem.attacks.samia import SAMIA, samia_attack, samia_tokens
+from wemem.attacks.sensitivity import sensitivity
+from wemem.attacks.shokri import _fit_groups, shokri_attack
 from wemem.errors import ParamsError
 
 # A larger step than the paper's 1e-3 so that a few epochs on small data suffice.

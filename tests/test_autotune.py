@@ -3,7 +3,7 @@ from dataclasses import replace
 import pytest
 
 from wemem.experiment.replicate import Experiment
-from wemem.studies import autotune, defense_eval
+from wemem.studies import autotune, sweeps
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def test_target_advantage_maximises_utility_among_feasible(exp, monkeypatch):
 
 def test_candidates_cover_methods_orders_and_windows(exp):
     cands = autotune.candidates(exp)
-    grid = defense_eval.window_grid(exp)
+    grid = sweeps.window_grid_for(exp)
     assert len(cands) == 2 * len(grid) * 2 + 3
     assert {c.defense for c in cands} == {"rsw_h2l", "rsw_l2h", "swmr_h2l", "swmr_l2h", "rmr"}
     assert len({c.name for c in cands}) == len(cands)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wemem.batch.runner import discover_runs
+from wemem.batch.discovery import discover_runs
 from wemem.planning import costing
 from wemem.planning.jobs import Job
 from wemem.planning.workload import PLANNERS, plan_run

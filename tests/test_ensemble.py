@@ -8,11 +8,11 @@ from wemem.errors import ParamsError
 from wemem.models import build_model
 from wemem.training.ensemble import (
     EnsembleConfig,
-    StackedAdam,
     epoch_permutation,
     train_ensemble,
     train_sequential,
 )
+from wemem.training.stacked_adam import StackedAdam
 
 
 def _tabular(n=240, d=12, c=3, seed=0):

@@ -9,13 +9,13 @@ def test_victim_and_shadows_are_cached_and_reused(tiny_settings, monkeypatch):
     m1, summ1, out1 = exp.dense("victim")
     run1 = exp.pruned("victim")
 
-    import wemem.experiment.replicate as E
+    import wemem.experiment.stages as S
 
     def boom(*a, **k):
         raise AssertionError("retrained although cached")
 
-    monkeypatch.setattr(E, "fit", boom)
-    monkeypatch.setattr(E, "prune_and_finetune", boom)
+    monkeypatch.setattr(S, "fit", boom)
+    monkeypatch.setattr(S, "prune_and_finetune", boom)
     exp2 = Experiment(tiny_settings, seed=0)
     m2, summ2, out2 = exp2.dense("victim")
     run2 = exp2.pruned("victim")

@@ -1,14 +1,18 @@
-"""params/manifest.yaml agrees with notebooks/ and params/, and the README's map is generated."""
+"""params/manifest.yaml agrees with notebooks/ and params/; the README's map and the notebooks'
+navigation lines are generated from it."""
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from wemem import cli
-from wemem.batch import manifest
+from wemem.batch import discovery, manifest, manifest_sync, navigation
 from wemem.errors import ParamsError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -16,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_manifest_lists_every_run_of_every_profile_in_order():
     m = manifest.load(REPO / "params")
-    assert manifest.check(m, REPO / "notebooks", REPO / "params") == []
+    assert manifest_sync.check(m, REPO / "notebooks", REPO / "params") == []
     assert set(m.runs) == {"tiny", "cpu", "paper"}
     assert all(r.hardware == "gpu" for r in m.runs["paper"])
 
@@ -60,7 +64,7 @@ def test_check_reports_drift(tmp_path):
     nbs.mkdir()
     for stem in ("00_overview", "01_memorization_scores"):
         (nbs / f"{stem}.ipynb").write_text((REPO / "notebooks" / f"{stem}.ipynb").read_text())
-    problems = manifest.check(manifest.load(params), nbs, params)
+    problems = manifest_sync.check(manifest.load(params), nbs, params)
     text = "\n".join(problems)
     assert "01_memorization_scores needs 02_motivation" in text
     assert "run 00_overview.extra missing" in text
@@ -99,12 +103,14 @@ def test_cli_manifest_prints_totals(capsys, monkeypatch):
 def test_paper_runs_share_the_mem_scores_of_01():
     """Every paper run whose dataset/model pair has a 01 run asks for the same mem-scores (so the
     cache serves them instead of computing them again with other settings)."""
-    from wemem.batch.runner import discover_runs, notebook_defaults
     from wemem.params import FIELDS
 
     keys = ("memscore_method", "memscore_models", "memscore_ratio", "memscore_epochs")
-    runs = discover_runs("paper", notebooks_dir=REPO / "notebooks", params_dir=REPO / "params")
-    effective = {r.run_id: {**notebook_defaults(r.notebook), **r.params} for r in runs if r.variant}
+    runs = discovery.discover_runs(
+        "paper", notebooks_dir=REPO / "notebooks", params_dir=REPO / "params"
+    )
+    defaults = discovery.notebook_defaults
+    effective = {r.run_id: {**defaults(r.notebook), **r.params} for r in runs if r.variant}
     for run_id, params in effective.items():
         stem, _, variant = run_id.partition(".")
         ref = effective.get(f"01_memorization_scores.{variant}")
@@ -113,3 +119,94 @@ def test_paper_runs_share_the_mem_scores_of_01():
         for k in keys:
             want, got = ref.get(k, FIELDS[k].default), params.get(k, FIELDS[k].default)
             assert got == want, (run_id, k, got, want)
+
+
+def test_planning_reads_the_parameters_cell_the_runner_reads():
+    from wemem.planning import workload
+
+    for path in sorted((REPO / "notebooks").glob("*.ipynb")):
+        assert workload.notebook_defaults(path.stem) == discovery.notebook_defaults(path)
+
+
+# ----------------------------------------------------------------------------- navigation
+
+
+def test_notebooks_navigation_follows_the_manifest():
+    m = manifest.load(REPO / "params")
+    problems = navigation.navigation_problems(m, REPO / "notebooks")
+    assert problems == [], "run: wemem manifest --write-navigation\n" + "\n".join(problems)
+
+
+def test_navigation_links_keep_the_notebooks_style():
+    """Every link written today (``[← 03 RSW](…)``, ``[Overview](…)``, ``[07 DP-SGD →](…)``) is
+    one the generator writes too."""
+    m = manifest.load(REPO / "params")
+    link = r"\[[^\]]*\]\(\w+\.ipynb\)"
+    generated = {x for line in navigation.expected_lines(m, REPO / "notebooks").values()
+                 for x in re.findall(link, line)}  # fmt: skip
+    for stem in m.notebooks:
+        line = navigation.navigation_line(REPO / "notebooks" / f"{stem}.ipynb") or ""
+        assert set(re.findall(link, line)) <= generated, stem
+
+
+@pytest.mark.parametrize(
+    "title, topic",
+    [
+        ("Overview: WeMem in one page", "Overview"),
+        ("Defense: RSW (ranking + sliding window)", "RSW"),
+        ("Defense: baselines (PPB, ADV, RelaxLoss) and the comparison with WeMem", "Baselines"),
+        ("Defense: DP-SGD with Opacus", "DP-SGD"),
+        ("Time cost of the defenses", "Time cost"),
+        ("Automatic settings", "Automatic settings"),
+    ],
+)
+def test_topic_is_the_head_of_the_title(title, topic):
+    assert navigation.topic(title) == topic
+
+
+def test_write_navigation_rewrites_only_that_line(tmp_path, capsys):
+    nbs = tmp_path / "notebooks"
+    shutil.copytree(REPO / "notebooks", nbs)
+    before = {p.name: p.read_text(encoding="utf-8") for p in nbs.glob("*.ipynb")}
+    argv = ["manifest", "--write-navigation", "--notebooks", str(nbs), "--params"]
+    assert cli.main([*argv, str(REPO / "params")]) == 0
+    m = manifest.load(REPO / "params")
+    assert navigation.navigation_problems(m, nbs) == []
+    for name, text in before.items():
+        after = (nbs / name).read_text(encoding="utf-8")
+        old, new = text.splitlines(), after.splitlines()
+        assert len(old) == len(new), name
+        changed = [i for i, (a, b) in enumerate(zip(old, new, strict=True)) if a != b]
+        assert len(changed) <= 1, (name, changed)
+        nb = json.loads(after)
+        assert after == json.dumps(nb, indent=1, ensure_ascii=False) + "\n"
+        if changed:  # that line is the navigation line of the first Markdown cell
+            first = next(c for c in nb["cells"] if c["cell_type"] == "markdown")
+            assert json.loads(new[changed[0]].strip().rstrip(",")) in first["source"]
+            assert navigation.navigation_line(nbs / name) in new[changed[0]]
+    capsys.readouterr()
+    assert cli.main([*argv, str(REPO / "params")]) == 0  # a second run changes nothing
+    assert capsys.readouterr().out.startswith("0 of ")
+
+
+def test_write_navigation_follows_the_order_and_adds_a_missing_line(tmp_path):
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    titles = {"00_hub": "Overview: the hub", "01_b": "Defense: B (b)", "02_a": "A with extras"}
+    lines = {"00_hub": "", "01_b": "\n\n[← 00 Overview](00_hub.ipynb)", "02_a": ""}
+    for stem, title in titles.items():
+        cell = nbformat.v4.new_markdown_cell(f"# {stem[:2]} · {title}\n\nIntro.{lines[stem]}")
+        nbformat.write(nbformat.v4.new_notebook(cells=[cell]), nbs / f"{stem}.ipynb")
+    entry = manifest.NotebookEntry  # order: hub, 02_a, 01_b (the manifest's, not the names')
+    m = manifest.Manifest({s: entry(s, "x", (), ()) for s in ("00_hub", "02_a", "01_b")}, runs={})
+    assert len(navigation.write_navigation(m, nbs)) == 3
+    assert navigation.navigation_line(nbs / "00_hub.ipynb") == "Next: [02 A →](02_a.ipynb)"
+    assert navigation.navigation_line(nbs / "02_a.ipynb") == (
+        "[← 00 Overview](00_hub.ipynb) · [Overview](00_hub.ipynb) · [01 B →](01_b.ipynb)"
+    )
+    assert navigation.navigation_line(nbs / "01_b.ipynb") == (
+        "[← 02 A](02_a.ipynb) · [Overview](00_hub.ipynb)"
+    )
+    source = nbformat.read(nbs / "02_a.ipynb", as_version=4).cells[0].source
+    assert source.endswith("Intro.\n\n" + navigation.navigation_line(nbs / "02_a.ipynb"))
+    assert navigation.write_navigation(m, nbs) == []

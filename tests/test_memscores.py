@@ -3,9 +3,9 @@ import pytest
 
 from wemem.errors import DataFormatError, ParamsError
 from wemem.experiment.replicate import Experiment
-from wemem.memorization import estimators as memorization
-from wemem.memorization import memscores
+from wemem.memorization import agreement, memscores, released, tau
 from wemem.params import validate
+from wemem.studies import memorization
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def test_fz_scores_rank_flipped_labels_on_top_and_are_cached(exp, monkeypatch):
     assert fz.score.shape == (n,) and fz.prob.shape == (8, n)
     assert np.all((fz.score >= 0) & (fz.score <= 1))
     flipped = exp.pool.flipped[:n]
-    rec = memscores.flip_recovery(fz, flipped)
+    rec = memorization.flip_recovery(fz, flipped)
     used = rec[rec.estimate == "used (normalized)"].iloc[0]
     assert used.precision_at_k > 3 * used.flip_rate  # clearly above chance
 
@@ -44,16 +44,16 @@ def test_kfold_proxy_agrees_with_fz(exp):
     fz = memscores.compute(exp, method="fz")
     kf = memscores.compute(exp, method="kfold", models=4)
     assert kf.included.sum(0).tolist() == [1] * exp.pool.n_train  # each row in exactly one fold
-    assert memorization.spearman(fz.score, kf.score) > 0.3
+    assert agreement.spearman(fz.score, kf.score) > 0.3
 
 
 def test_released_file_loads_aligned_to_the_pool(exp, tmp_path):
     n = exp.pool.n_train
     raw = np.linspace(0.2, 0.8, n)
-    path = memorization.save_released(tmp_path / "memscore_synthetic_fc.csv", raw)
+    path = released.save_released(tmp_path / "memscore_synthetic_fc.csv", raw)
     res = memscores.compute(exp, method="released", released_file=str(path))
     assert res.score.min() == 0 and res.score.max() == 1 and np.all(np.diff(res.score) > 0)
-    short = memorization.save_released(tmp_path / "short.csv", raw[:-5])
+    short = released.save_released(tmp_path / "short.csv", raw[:-5])
     with pytest.raises(DataFormatError):
         memscores.compute(exp, method="released", released_file=str(short))
     with pytest.raises(ParamsError):
@@ -61,10 +61,8 @@ def test_released_file_loads_aligned_to_the_pool(exp, tmp_path):
 
 
 def test_tau_table_covers_the_paper_rows(exp):
-    score = memorization.normalize_minmax(np.random.default_rng(0).random(1000))
-    t = memscores.tau_table(score)
-    assert len(t) == len(memorization.PAPER_TAU)
+    score = tau.normalize_minmax(np.random.default_rng(0).random(1000))
+    t = memorization.tau_table(score)
+    assert len(t) == len(tau.PAPER_TAU)
     for _, r in t.iterrows():
-        assert (
-            abs(memorization.fraction_selected(score, r.tau_quantile) - r.paper_fraction) <= 0.001
-        )
+        assert abs(tau.fraction_selected(score, r.tau_quantile) - r.paper_fraction) <= 0.001

@@ -1,4 +1,4 @@
-"""Unit tests for wemem.models: shapes, parameter counts, init, pruning targets and errors."""
+"""Unit tests for wemem.models: shapes, parameter counts, init and errors."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from wemem.models import (
     ARCHITECTURES,
     build_model,
     count_parameters,
-    prunable_modules,
     xavier_init,
 )
 
@@ -190,45 +189,12 @@ def test_seed_leaves_global_rng_untouched():
     torch.testing.assert_close(torch.rand(3), expected)
 
 
-# --- pruning targets ---------------------------------------------------------------------------
-
-
-def test_prunable_modules_fc_is_fc1_fc2():
-    model = build_model("fc", num_classes=100, in_features=600)
-    pairs = prunable_modules(model, "fc")
-    assert [name for name, _ in pairs] == ["fc1", "fc2"]
-    assert pairs[0][1] is model.fc1 and pairs[1][1] is model.fc2
-
-
-@pytest.mark.parametrize(
-    ("arch", "first", "last", "count"),
-    [
-        # 1 stem + 16 block convs + 3 shortcut convs + fc
-        ("resnet18", "conv1", "fc", 21),
-        # 13 convs + 3 linears
-        ("vgg16bn", "features.0", "classifier.6", 16),
-        # 1 stem + 2 per dense layer (58 layers) + 3 transitions + classifier
-        ("densenet121", "features.0", "classifier", 1 + 2 * 58 + 3 + 1),
-    ],
-)
-def test_prunable_modules_images_cover_every_conv_and_linear(arch, first, last, count):
-    model = build_model(arch, num_classes=10, width=0.125)
-    pairs = prunable_modules(model, arch)
-    names = [name for name, _ in pairs]
-    assert (names[0], names[-1], len(names)) == (first, last, count)
-    assert all(isinstance(m, (nn.Conv2d, nn.Linear)) for _, m in pairs)
-    expected = [n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    assert names == expected
-
-
 # --- errors ------------------------------------------------------------------------------------
 
 
 def test_bad_arch_names_field_value_and_choices():
     with pytest.raises(ParamsError, match=r"arch.*'resnet50'.*resnet18.*densenet121.*fc"):
         build_model("resnet50", num_classes=10)
-    with pytest.raises(ParamsError, match="arch"):
-        prunable_modules(nn.Linear(2, 2), "columnfc")
 
 
 @pytest.mark.parametrize("width", [0, -1.0, float("nan"), float("inf"), True])

@@ -8,12 +8,13 @@ import torch
 from torch import nn
 
 from wemem import params
+from wemem.defenses.config import BASE, DefenseConfig
 from wemem.defenses.dp import check_settings
 from wemem.errors import ParamsError
 from wemem.experiment.replicate import Experiment
 from wemem.models import build_model, to_group_norm
 from wemem.pruning import prunable_modules
-from wemem.studies.defense_eval import check_configs
+from wemem.studies.sweeps import check_configs
 
 #: a digits-shaped (1×8×8) ResNet18 at width 1/8, one epoch of dense training and per round
 TINY_CNN = {
@@ -84,7 +85,7 @@ def test_dp_on_a_batchnorm_cnn_says_to_set_norm_group(tmp_path):
         check_settings(arch="vgg16bn", norm="batch")
     exp = Experiment(params.validate({**TINY_CNN, "cache_dir": str(tmp_path)}), seed=0)
     with pytest.raises(ParamsError, match="set norm: group"):  # before anything is trained
-        check_configs(exp, [("base", {}, {}), ("dp", {"noise_multiplier": 1.0}, {})])
+        check_configs(exp, [BASE, DefenseConfig("dp", {"noise_multiplier": 1.0})])
     with pytest.raises(ParamsError, match="set norm: group"):  # and at the DP hooks' bind
         exp.defended("victim", "dp", noise_multiplier=1.0)
 

@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from wemem.studies.defense_grids import (
+from wemem.studies.pruning_choices import (
     approach_claims,
     approaches_text,
     attack_resolution,

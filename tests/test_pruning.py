@@ -30,6 +30,37 @@ def test_schedule_rejects_bad_input(p, rounds):
         schedule(p, rounds)
 
 
+# --- pruning targets ---------------------------------------------------------------------------
+
+
+def test_prunable_modules_fc_is_fc1_fc2():
+    model = build_model("fc", num_classes=100, in_features=600)
+    pairs = prunable_modules(model, "fc", "l1_unstructured")
+    assert [name for name, _ in pairs] == ["fc1", "fc2"]
+    assert pairs[0][1] is model.fc1 and pairs[1][1] is model.fc2
+
+
+@pytest.mark.parametrize(
+    ("arch", "first", "last", "count"),
+    [
+        # 1 stem + 16 block convs + 3 shortcut convs + fc
+        ("resnet18", "conv1", "fc", 21),
+        # 13 convs + 3 linears
+        ("vgg16bn", "features.0", "classifier.6", 16),
+        # 1 stem + 2 per dense layer (58 layers) + 3 transitions + classifier
+        ("densenet121", "features.0", "classifier", 1 + 2 * 58 + 3 + 1),
+    ],
+)
+def test_prunable_modules_images_cover_every_conv_and_linear(arch, first, last, count):
+    model = build_model(arch, num_classes=10, width=0.125)
+    pairs = prunable_modules(model, arch, "l1_unstructured")
+    names = [name for name, _ in pairs]
+    assert (names[0], names[-1], len(names)) == (first, last, count)
+    assert all(isinstance(m, (nn.Conv2d, nn.Linear)) for _, m in pairs)
+    expected = [n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert names == expected
+
+
 def test_fc_prunes_fc1_fc2_only_and_exact_layerwise_sparsity():
     m = build_model("fc", num_classes=5, in_features=30, width=0.5, seed=0)
     mods = prunable_modules(m, "fc", "l1_unstructured")

@@ -14,7 +14,9 @@ import pytest
 
 from wemem.batch import runner
 from wemem.report import html as reports
-from wemem.report.html import export_html, write_index
+from wemem.report import index as report_index
+from wemem.report.html import export_html
+from wemem.report.index import write_index
 
 EQUATION = r"$$\mathrm{RSW}(x) = \sum_i w_i x_i$$"
 
@@ -57,7 +59,7 @@ def _fake_mathjax(folder: Path, version: str) -> Path:
 
 def test_runner_reexports_the_report_functions():
     assert runner.export_html is reports.export_html
-    assert runner.write_index is reports.write_index
+    assert runner.write_index is report_index.write_index
 
 
 def test_export_html_loads_nothing_from_the_network(tmp_path):
@@ -145,7 +147,7 @@ def test_index_lists_reports_sorted_and_survives_foreign_files(tmp_path):
     [(None, "–"), (7.04, "7.0 s"), (75.2, "1 min 15 s"), (7384, "2 h 03 min")],
 )
 def test_format_seconds(seconds, text):
-    assert reports._format_seconds(seconds) == text
+    assert report_index._format_seconds(seconds) == text
 
 
 def _png(width: int, height: int, colour: str = "steelblue") -> str:
@@ -216,14 +218,15 @@ def test_index_shows_report_figures_as_small_thumbnails(tmp_path):
     ]
     for _, data in links:
         thumb = Image.open(io.BytesIO(base64.b64decode(data)))
-        assert thumb.size == (reports.THUMB_PX, reports.THUMB_PX * 2 // 3)  # 900 × 600 scaled
+        px = report_index.THUMB_PX
+        assert thumb.size == (px, px * 2 // 3)  # 900 × 600 scaled
         assert thumb.getpixel((0, 0)) == thumb.getpixel((1, 1))  # transparency flattened
     assert len(index) < 20_000  # downscaled: two 900 × 600 figures cost a few kB
     assert [u for u in _resource_urls(index) if _is_remote(u)] == []
 
 
 def test_index_counts_the_figures_beyond_the_cap(tmp_path, monkeypatch):
-    monkeypatch.setattr(reports, "MAX_THUMBS", 2)
+    monkeypatch.setattr(report_index, "MAX_THUMBS", 2)
     nb = _tagged_notebook(tmp_path / "tiny" / "98_tags.ipynb", n_figures=5)
     export_html(nb, tmp_path / "reports" / "98_tags-tiny.html")
     index = write_index(tmp_path / "reports").read_text()

@@ -39,7 +39,8 @@ import nbformat
 import pytest
 
 from wemem.report import html as reports
-from wemem.report.html import export_html, write_index
+from wemem.report.html import export_html
+from wemem.report.index import write_index
 
 BROWSERS = ("chromium", "chromium-headless-shell", "chromium-browser", "google-chrome")
 HIDDEN_SOURCE = "fig = plot_secret_plumbing(run)"

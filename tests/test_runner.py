@@ -19,7 +19,9 @@ import nbformat
 import papermill
 import pytest
 
-from wemem.batch.runner import discover_runs, reproduce, run_notebook, validate_runs
+from wemem.batch.discovery import discover_runs, validate_runs
+from wemem.batch.execution import run_notebook
+from wemem.batch.runner import reproduce
 from wemem.errors import ParamsError
 
 REPO = Path(__file__).resolve().parents[1]

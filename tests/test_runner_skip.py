@@ -13,7 +13,7 @@ import pytest
 
 from wemem import cache as wcache
 from wemem import cli
-from wemem.batch import fingerprint, runner
+from wemem.batch import discovery, fingerprint, runner
 from wemem.errors import ParamsError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,13 +98,13 @@ def test_resources_key_is_the_runners_and_checked(tmp_path):
     params = tmp_path / "params" / "tiny"
     params.mkdir(parents=True)
     (params / "00_hello.yaml").write_text("n: 1\nresources: {num_cpus: 2, num_gpus: 0.5}\n")
-    spec = runner.discover_runs("tiny", only="00_*", notebooks_dir=NOTEBOOKS,
-                                params_dir=tmp_path / "params")[0]  # fmt: skip
+    spec = discovery.discover_runs("tiny", only="00_*", notebooks_dir=NOTEBOOKS,
+                                   params_dir=tmp_path / "params")[0]  # fmt: skip
     assert spec.params == {"n": 1} and spec.resources == {"num_cpus": 2, "num_gpus": 0.5}
     (params / "00_hello.yaml").write_text("resources: {gpus: 1}\n")
     with pytest.raises(ParamsError, match="resources"):
-        runner.discover_runs("tiny", only="00_*", notebooks_dir=NOTEBOOKS,
-                             params_dir=tmp_path / "params")  # fmt: skip
+        discovery.discover_runs("tiny", only="00_*", notebooks_dir=NOTEBOOKS,
+                                params_dir=tmp_path / "params")  # fmt: skip
 
 
 def test_bad_executor_is_refused(batch):

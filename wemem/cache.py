@@ -1,9 +1,18 @@
 """Content-addressed cache of trained models and per-sample outputs (STYLE.md, principle 4).
 
 An entry's key is the sha256 of a canonical JSON of exactly the settings it depends on (plus a
-per-kind code version, bumped when the computation changes). Entries are written atomically (temp
-file + ``os.replace``) with a sidecar ``.json`` holding the key's settings and the sha256 of the
-payload, so a truncated or corrupted entry is detected on load and recomputed.
+per-kind code version, bumped when the computation changes, and the cache :data:`FORMAT`). Entries
+are written atomically (temp file + ``os.replace``) with a sidecar ``.json`` holding the key's
+settings, the format and the sha256 of the payload, so a truncated or corrupted entry is detected on
+load and recomputed.
+
+Payloads execute nothing when loaded: they are plain data (tensors, numbers, strings, lists,
+tuples, dicts) read with ``torch.load(..., weights_only=True)``. :func:`encode` turns numpy arrays
+into tagged dicts holding a tensor, numpy scalars into Python scalars, and the dataclasses
+registered with :func:`payload_type` into tagged dicts of their fields; :func:`decode` undoes it,
+building only registered classes (never a class named by the file). An entry of another format (an
+old pickle) is reported stale and recomputed, never unpickled; a payload that is not plain data is
+refused like a corrupted one.
 
 Location: ``settings.cache_dir``, else ``$WEMEM_CACHE``, else ``.wemem_cache/`` at the repository
 root (the folder holding ``pyproject.toml``), else ``~/.cache/wemem/cache``.
@@ -19,6 +28,8 @@ as ``<kind>/<key>``; the runner sets it per run and records the list in the run'
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import hashlib
 import io
 import json
@@ -26,8 +37,9 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import numpy as np
 import torch
 
 from wemem.io import atomic_write_bytes as _atomic_write
@@ -37,6 +49,147 @@ log = logging.getLogger(__name__)
 
 #: Bump an entry kind's version when the code that computes it changes meaning.
 VERSIONS = {"dense": 1, "pruned": 1, "round": 1, "outputs": 1}
+#: How payloads are stored: 1 = pickles (before weights-only loading), 2 = :func:`encode`d plain
+#: data. Part of every key and sidecar; an entry of another format is stale.
+FORMAT = 2
+
+# ----------------------------------------------------------------------------- payload encoding
+
+#: The key of a tagged dict (a numpy array, a registered dataclass, or a dict holding this key).
+TAG = "__wemem_payload__"
+_PLAIN = (int, float, bool, str, bytes, complex, type(None))
+_TYPES: dict[str, type] = {}  # registered name -> dataclass
+_NAMES: dict[type, str] = {}  # dataclass -> registered name
+
+T = TypeVar("T", bound=type)
+
+
+def payload_type(cls: T | None = None, *, name: str | None = None) -> Any:
+    """Class decorator: let instances of dataclass ``cls`` be cache payloads.
+
+    They are stored as their fields under ``name`` (default: the class's ``__qualname__``) and
+    rebuilt by calling ``cls(**fields)`` (fields with ``init=False`` are set afterwards). Decoding
+    only ever builds a class registered here. Usable as ``@payload_type``,
+    ``@payload_type(name=...)`` or ``payload_type(SomeClass)``.
+    """
+
+    def register(c: T) -> T:
+        if not (isinstance(c, type) and dataclasses.is_dataclass(c)):
+            raise TypeError(f"payload_type: {c!r} is not a dataclass")
+        n = name or c.__qualname__
+        other = _TYPES.get(n)
+        if other is not None and (other.__module__, other.__qualname__) != (
+            c.__module__,
+            c.__qualname__,
+        ):
+            raise ValueError(
+                f"payload_type: name {n!r} is taken by {other.__module__}.{other.__qualname__}"
+            )
+        _TYPES[n], _NAMES[c] = c, n
+        return c
+
+    return register if cls is None else register(cls)
+
+
+def encode(obj: Any) -> Any:
+    """``obj`` as plain data that ``torch.load(..., weights_only=True)`` reads back.
+
+    Tensors, ``int``/``float``/``bool``/``str``/``bytes``/``complex``/``None`` stay; lists, tuples
+    and dicts are encoded item by item; numpy arrays become ``{TAG: "ndarray", "dtype", "shape",
+    "data"}`` (``data`` a 1-d tensor of the C-ordered values in native byte order); numpy scalars
+    become Python scalars; registered dataclasses become ``{TAG: "dataclass", "name", "fields"}``.
+
+    Raises:
+        TypeError: anything else (an unregistered dataclass, an object array, ...).
+    """
+    if isinstance(obj, torch.Tensor) or type(obj) in _PLAIN:
+        return obj
+    if isinstance(obj, np.ndarray):
+        return _encode_array(obj)
+    if isinstance(obj, np.generic):
+        return _encode_scalar(obj)
+    if type(obj) in (list, tuple):
+        return type(obj)(encode(v) for v in obj)
+    if type(obj) in (dict, collections.OrderedDict):
+        if TAG in obj:
+            return {TAG: "dict", "items": [[_encode_key(k), encode(v)] for k, v in obj.items()]}
+        return type(obj)((_encode_key(k), encode(v)) for k, v in obj.items())
+    if type(obj) in _NAMES:
+        fields = {f.name: encode(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {TAG: "dataclass", "name": _NAMES[type(obj)], "fields": fields}
+    if dataclasses.is_dataclass(obj):
+        raise TypeError(
+            f"cache payload: dataclass {type(obj).__qualname__} is not registered; decorate it "
+            "with @wemem.cache.payload_type"
+        )
+    raise TypeError(
+        f"cache payload: cannot store a {type(obj).__module__}.{type(obj).__qualname__}"
+    )
+
+
+def _encode_array(a: np.ndarray) -> dict:
+    native = a.astype(a.dtype.newbyteorder("="), copy=False)
+    flat = np.ascontiguousarray(native).reshape(-1)
+    try:
+        data = torch.from_numpy(flat)
+    except TypeError:
+        raise TypeError(f"cache payload: numpy dtype {a.dtype} has no tensor equivalent") from None
+    return {TAG: "ndarray", "dtype": a.dtype.str, "shape": list(a.shape), "data": data}
+
+
+def _encode_scalar(x: np.generic) -> Any:
+    if isinstance(x, np.bool_ | np.number | np.str_ | np.bytes_):
+        return x.item()
+    raise TypeError(f"cache payload: cannot store a numpy {type(x).__name__}")
+
+
+def _encode_key(k: Any) -> Any:
+    if isinstance(k, np.generic):
+        return _encode_scalar(k)
+    if type(k) in _PLAIN:
+        return k
+    if type(k) is tuple:
+        return tuple(_encode_key(v) for v in k)
+    raise TypeError(f"cache payload: cannot store a dict key of type {type(k).__qualname__}")
+
+
+def decode(obj: Any) -> Any:
+    """The inverse of :func:`encode`: identical numpy arrays (dtype, shape, values) and instances of
+    the registered dataclasses.
+
+    Raises:
+        ValueError: a tagged dict of an unknown kind, or naming a dataclass no module registered.
+    """
+    if type(obj) in (list, tuple):
+        return type(obj)(decode(v) for v in obj)
+    if not isinstance(obj, dict):
+        return obj
+    tag = obj.get(TAG)
+    if tag is None:
+        return type(obj)((k, decode(v)) for k, v in obj.items())
+    if tag == "ndarray":
+        values = obj["data"].numpy().astype(np.dtype(obj["dtype"]), copy=False)
+        return values.reshape(obj["shape"])
+    if tag == "dict":
+        return {k: decode(v) for k, v in obj["items"]}
+    if tag == "dataclass":
+        cls = _TYPES.get(obj["name"])
+        if cls is None:
+            raise ValueError(
+                f"cache payload names dataclass {obj['name']!r}, which no imported module "
+                "registered with @wemem.cache.payload_type"
+            )
+        fields = {k: decode(v) for k, v in obj["fields"].items()}
+        init = {f.name for f in dataclasses.fields(cls) if f.init}
+        out = cls(**{k: v for k, v in fields.items() if k in init})
+        for k, v in fields.items():
+            if k not in init:
+                object.__setattr__(out, k, v)
+        return out
+    raise ValueError(f"cache payload: unknown tag {tag!r}")
+
+
+# ----------------------------------------------------------------------------- the cache folder
 
 
 def repo_root(start: Path | None = None) -> Path | None:
@@ -59,6 +212,15 @@ def default_cache_dir(configured: str = "") -> Path:
     return Path.home() / ".cache" / "wemem" / "cache"
 
 
+def _sidecar(meta: Path) -> dict | None:
+    """A sidecar's content, or ``None`` when it is unreadable."""
+    try:
+        info = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
 class Cache:
     """A folder of ``<kind>/<key>.pt`` payloads with ``<key>.json`` sidecars."""
 
@@ -66,33 +228,55 @@ class Cache:
         self.root = Path(root)
 
     def key(self, kind: str, spec: dict) -> str:
-        return digest({"kind": kind, "version": VERSIONS.get(kind, 1), "spec": spec})
+        return digest(
+            {"kind": kind, "version": VERSIONS.get(kind, 1), "format": FORMAT, "spec": spec}
+        )
 
     def _paths(self, kind: str, key: str) -> tuple[Path, Path]:
         d = self.root / kind / key[:2]
         return d / f"{key}.pt", d / f"{key}.json"
 
     def load(self, kind: str, key: str) -> Any | None:
-        """The stored object, or ``None`` when absent or corrupted (a corrupted entry is removed)."""
+        """The stored object, or ``None`` when absent, stale (another :data:`FORMAT`; left for the
+        next save to replace) or corrupted (removed: a digest mismatch, or a payload that is not
+        plain data)."""
         payload, meta = self._paths(kind, key)
         if not (payload.exists() and meta.exists()):
             return None
-        data = payload.read_bytes()
-        try:
-            want = json.loads(meta.read_text())["sha256"]
-        except (ValueError, KeyError):
-            want = None
-        if hashlib.sha256(data).hexdigest() != want:
-            log.warning("cache entry %s/%s is corrupted; recomputing", kind, key[:12])
-            payload.unlink(missing_ok=True)
-            meta.unlink(missing_ok=True)
+        info = _sidecar(meta)
+        if info is not None and info.get("format") != FORMAT:
+            log.warning(
+                "cache entry %s/%s is stale: written in cache format %s, this code reads format "
+                "%s; it is not loaded and will be recomputed",
+                kind,
+                key[:12],
+                info.get("format", 1),
+                FORMAT,
+            )
             return None
+        data = payload.read_bytes()
+        if info is None or hashlib.sha256(data).hexdigest() != info.get("sha256"):
+            return self._refuse(kind, key, "is corrupted")
+        try:
+            obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - whatever the unpickler refuses, the entry is bad
+            return self._refuse(kind, key, f"is not plain data ({type(e).__name__}: {e})")
         _log_access(kind, key)
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+        return decode(obj)
+
+    def _refuse(self, kind: str, key: str, why: str) -> None:
+        log.warning("cache entry %s/%s %s; removing it and recomputing", kind, key[:12], why)
+        self.drop(kind, key)
+        return None
 
     def contains(self, kind: str, key: str) -> bool:
-        """Whether payload and sidecar exist (not verified: :meth:`load` checks the digest)."""
-        return all(p.exists() for p in self._paths(kind, key))
+        """Whether payload and sidecar of the current :data:`FORMAT` exist (the payload is not
+        verified: :meth:`load` checks its digest)."""
+        payload, meta = self._paths(kind, key)
+        if not (payload.exists() and meta.exists()):
+            return False
+        info = _sidecar(meta)
+        return info is None or info.get("format") == FORMAT
 
     def drop(self, kind: str, key: str) -> None:
         """Remove an entry if present."""
@@ -100,12 +284,19 @@ class Cache:
             path.unlink(missing_ok=True)
 
     def save(self, kind: str, key: str, obj: Any, spec: dict) -> None:
+        """Store ``obj`` (see :func:`encode` for what it may hold) under ``<kind>/<key>``."""
         payload, meta = self._paths(kind, key)
         buf = io.BytesIO()
-        torch.save(obj, buf)
+        torch.save(encode(obj), buf)
         data = buf.getvalue()
         _atomic_write(payload, data)
-        info = {"kind": kind, "key": key, "spec": spec, "sha256": hashlib.sha256(data).hexdigest()}
+        info = {
+            "kind": kind,
+            "key": key,
+            "format": FORMAT,
+            "spec": spec,
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
         _atomic_write(meta, json.dumps(info, sort_keys=True, indent=1, default=str).encode())
         _log_access(kind, key)
 

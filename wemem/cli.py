@@ -109,22 +109,33 @@ def _cmd_cache_gc(args: argparse.Namespace) -> int:
 
 
 def _cmd_manifest(args: argparse.Namespace) -> int:
-    from wemem.batch import manifest
+    from wemem.batch import manifest, manifest_sync
     from wemem.errors import ParamsError
 
     if args.refresh_minutes:
-        how = manifest.refresh_minutes(Path(args.params), Path(args.outputs), Path(args.notebooks))
+        how = manifest_sync.refresh_minutes(
+            Path(args.params), Path(args.outputs), Path(args.notebooks)
+        )
         for profile, source in how.items():
             sys.stdout.write(f"{profile}: minutes {source}\n")
     m = manifest.load(Path(args.params))
+    if args.write_navigation:
+        from wemem.batch import navigation
+
+        changed = navigation.write_navigation(m, Path(args.notebooks))
+        for path in changed:
+            sys.stdout.write(f"{path}: navigation line rewritten\n")
+        sys.stdout.write(f"{len(changed)} of {len(m.notebooks)} notebooks' navigation rewritten\n")
     if args.write_readme:
         manifest.write_readme_block(Path(args.readme), manifest.markdown_map(m))
         sys.stdout.write(f"{args.readme}: map rewritten\n")
         return 0
+    if args.write_navigation:
+        return 0
     if args.markdown:
         sys.stdout.write(manifest.markdown_map(m) + "\n")
         return 0
-    problems = manifest.check(m, Path(args.notebooks), Path(args.params))
+    problems = manifest_sync.check(m, Path(args.notebooks), Path(args.params))
     if problems:
         raise ParamsError("manifest disagrees with notebooks/ and params/:\n" + "\n".join(problems))
     for profile, runs in m.runs.items():
@@ -204,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--markdown", action="store_true", help="print the README map")
     m.add_argument("--write-readme", action="store_true", help="rewrite the README map")
     m.add_argument("--readme", default="README.md")
+    m.add_argument(
+        "--write-navigation",
+        action="store_true",
+        help="rewrite each notebook's navigation line (previous · overview · next) from the "
+        "manifest's notebook order",
+    )
     m.add_argument(
         "--refresh-minutes",
         action="store_true",

@@ -384,13 +384,12 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def prunable_modules(model: nn.Module, arch: str) -> list[tuple[str, nn.Module]]:
-    """The layers the iterative pruner targets (spec §4.2), as ``(qualified name, module)``.
+def norm_key_part(arch: str, norm: str) -> dict[str, str]:
+    """``{"norm": norm}`` when the normalization changes the model, else ``{}``.
 
-    Image architectures: every ``Conv2d`` and ``Linear`` in model order, first conv and classifier
-    included (NNI op_types "default"). ``fc``: ``fc1`` and ``fc2`` only; ``fc3`` is not pruned.
+    Recorded only when it is not BatchNorm (so every entry made before keeps its key) and the
+    architecture is not the FC model (it has no normalization layer: one model either way).
     """
-    _check_arch(arch)
-    if arch == "fc":
-        return [(name, getattr(model, name)) for name in ("fc1", "fc2")]
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    if norm != "batch" and arch != "fc":
+        return {"norm": norm}
+    return {}

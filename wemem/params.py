@@ -89,8 +89,6 @@ class Settings:
     memscore_ratio: float = field(default=0.7, metadata=_range(0.0, 0.99, lo_open=True))
     memscore_epochs: int = field(default=20, metadata=_range(1, 10_000))
     memscore_file: str = ""
-    # defense (this issue: Base only)
-    defense: str = field(default="base", metadata=_choice("base"))
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

@@ -224,18 +224,9 @@ def prune_and_finetune(
     start = 0
     if resume is not None:
         optimizers = _restore_round(
-            model,
-            x,
-            y,
-            train_rows,
-            dev_rows,
-            modules,
-            sparsities,
-            approach=approach,
-            config=config,
-            hooks_factory=hooks_factory,
-            state=resume,
-        )
+            model, x, y, train_rows, dev_rows, modules, sparsities,
+            approach=approach, config=config, hooks_factory=hooks_factory, state=resume,
+        )  # fmt: skip
         results = [RoundResult(**r) for r in resume["rounds"]]
         start, t0 = resume["round"] + 1, t0 - resume["seconds"]
         log.info("%s: resuming at round %d of %d", desc, start, len(sparsities))
@@ -247,46 +238,72 @@ def prune_and_finetune(
         cfg = TrainConfig(**{**config.__dict__, "seed": config.seed * 1000 + k})
         hooks = hooks_factory()
         res, optimizers = fit(
-            model,
-            x,
-            y,
-            train_rows,
-            dev_rows,
-            config=cfg,
-            hooks=hooks,
-            optimizers=optimizers,
-            desc=f"{desc} r{k}",
-        )
+            model, x, y, train_rows, dev_rows,
+            config=cfg, hooks=hooks, optimizers=optimizers, desc=f"{desc} r{k}",
+        )  # fmt: skip
         results.append(RoundResult(round=k, sparsity=s, fit=res, best_state=res.best_state))
         if on_round_end is not None and res.best_state is not None:
-            last = {n: v.detach().clone() for n, v in model.state_dict().items()}
-            model.load_state_dict(res.best_state)
-            on_round_end(k, model)
-            model.load_state_dict(last)
+            _show_best(model, k, res.best_state, on_round_end)
         if checkpoint is not None and k < len(sparsities) - 1 and _resumable(hooks, optimizers):
-            checkpoint(
-                {
-                    "round": k,
-                    "model": {n: v.detach().cpu().clone() for n, v in model.state_dict().items()},
-                    "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
-                    "carry": hooks.carry_state(model),
-                    "rounds": [
-                        {
-                            "round": r.round,
-                            "sparsity": r.sparsity,
-                            "fit": replace(r.fit, best_state=None),
-                        }
-                        for r in results
-                    ],
-                    "seconds": time.perf_counter() - t0,
-                }
-            )
+            checkpoint(_round_state(k, model, optimizers, hooks, results, t0=t0))
+    return _export(model, modules, results, target=sparsities[-1], approach=approach, t0=t0)
+
+
+def _show_best(
+    model: nn.Module, k: int, best_state: dict, on_round_end: Callable[[int, nn.Module], None]
+) -> None:
+    """``on_round_end(k, model)`` with round k's best-dev weights loaded; the last-epoch weights,
+    which the next round continues from, are put back afterwards."""
+    last = {n: v.detach().clone() for n, v in model.state_dict().items()}
+    model.load_state_dict(best_state)
+    on_round_end(k, model)
+    model.load_state_dict(last)
+
+
+def _round_state(
+    k: int,
+    model: nn.Module,
+    optimizers: dict[str, torch.optim.Optimizer],
+    hooks: Hooks,
+    results: list[RoundResult],
+    *,
+    t0: float,
+) -> dict:
+    """The checkpoint after round ``k``: everything round k + 1 starts from (see
+    :func:`prune_and_finetune`), model weights on the CPU, round results without their states."""
+    return {
+        "round": k,
+        "model": {n: v.detach().cpu().clone() for n, v in model.state_dict().items()},
+        "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
+        "carry": hooks.carry_state(model),
+        "rounds": [
+            {
+                "round": r.round,
+                "sparsity": r.sparsity,
+                "fit": replace(r.fit, best_state=None),
+            }
+            for r in results
+        ],
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def _export(
+    model: nn.Module,
+    modules: list[tuple[str, nn.Module]],
+    results: list[RoundResult],
+    *,
+    target: float,
+    approach: str,
+    t0: float,
+) -> PruneResult:
+    """Load the last round's best-dev weights, fold the masks, check the achieved sparsity against
+    ``target`` and drop the round states (the folded model is the export)."""
     final = results[-1].best_state
     if final is not None:
         model.load_state_dict(final)
     fold_masks(modules)
     achieved = layer_sparsity(model, modules)
-    target = sparsities[-1]
     for name, m in modules:
         want = int(m.weight.numel() * target) if approach == "l1_unstructured" else None
         zeros = int((effective_weight(m) == 0).sum())

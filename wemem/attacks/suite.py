@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from wemem.attacks.metric import metric_attack
 from wemem.attacks.metrics import accuracy, balanced_accuracy, roc_auc, roc_curve, tpr_at_fpr
 from wemem.errors import ParamsError
 
@@ -32,7 +33,8 @@ __all__ = ["ALL_ATTACKS", "CLASSIFIER_ATTACKS", "COLUMNS", "FAMILY", "SENSITIVIT
 
 CLASSIFIER_ATTACKS = ("nn", "top3_nn", "cl_nn", "samia", "nn_sens", "shokri")
 """The six classifier attacks: the paper's four released ones plus this project's readings of the
-two it names but never released (``nn_sens``, ``shokri``; see :mod:`.classifier`)."""
+two it names but never released (``nn_sens``, ``shokri``; see :mod:`.classifier` and
+:mod:`.shokri`)."""
 
 ALL_ATTACKS = ("conf", "entr", "mentr", "hconf", "hconf_official", *CLASSIFIER_ATTACKS, "lira")
 """Every name :func:`run` accepts."""
@@ -120,6 +122,112 @@ def _row(
     }
 
 
+def _checked(
+    names: Iterable[str],
+    shadows: Sequence[Any],
+    shadow_models: Sequence[nn.Module] | None,
+    x: torch.Tensor | None,
+    train_kw: dict[str, Any],
+) -> tuple[list[str], list[Any], Any]:
+    """Validate :func:`run`'s arguments; return ``(names, shadows, device)``.
+
+    ``device`` is popped from ``train_kw``, which then holds only attack-model training keywords.
+    """
+    from wemem.attacks.classifier import train_settings
+
+    names = _check_names(names)
+    shadows = list(shadows)
+    if not shadows:
+        raise ParamsError("shadows: got an empty list; at least one shadow model's outputs needed")
+    device = train_kw.pop("device", None)
+    train_settings(**train_kw)
+    if shadow_models is not None and len(shadow_models) != len(shadows):
+        raise ParamsError(
+            f"shadow_models: got {len(shadow_models)} models for {len(shadows)} shadows' outputs"
+        )
+    if "lira" in names and (shadow_models is None or x is None or len(shadow_models) < 2):
+        raise ParamsError(
+            "lira needs shadow_models (at least 2) and x, to compute φ of each shadow model on "
+            "the victim's rows"
+        )
+    return names, shadows, device
+
+
+def _pooled(shadows: Sequence[Any], side: str, extra: list | None = None) -> tuple:
+    """``(probs, labels)`` of all shadows on ``side`` (``"in"`` / ``"out"``), concatenated, plus
+    the concatenated ``extra`` arrays (sensitivities) as a third entry when given."""
+    probs = np.concatenate([getattr(s, f"probs_{side}") for s in shadows])
+    labels = np.concatenate([getattr(s, f"labels_{side}") for s in shadows])
+    return (probs, labels) if extra is None else (probs, labels, np.concatenate(extra))
+
+
+def _with_sens(
+    victim: Any,
+    shadows: Sequence[Any],
+    victim_model: nn.Module | None,
+    shadow_models: Sequence[nn.Module] | None,
+    x: torch.Tensor | None,
+    *,
+    seed: int,
+) -> tuple[tuple, tuple, tuple, tuple]:
+    """``(shadow_in, shadow_out, victim_in, victim_out)`` as ``(probs, labels, sens)`` triples,
+    shadows pooled; sensitivities stored or computed (victim ``seed``, shadow i ``seed + 1 + i``).
+    """
+    models = [victim_model, *(shadow_models or [None] * len(shadows))]
+    for who, obj, model in zip(
+        ["victim", *(f"shadows[{i}]" for i in range(len(shadows)))],
+        [victim, *shadows],
+        models,
+        strict=True,
+    ):
+        if not _has_sens(obj) and (model is None or x is None):
+            raise ParamsError(
+                f"{who}: no sens_in/sens_out and no model and x to compute them; the "
+                f"attacks {', '.join(SENSITIVITY_ATTACKS)} need either"
+            )
+    vs = _sens_of(victim, victim_model, x, seed=seed)
+    ss = [_sens_of(s, models[i + 1], x, seed=seed + 1 + i) for i, s in enumerate(shadows)]
+    v3_in = (victim.probs_in, victim.labels_in, vs[0])
+    v3_out = (victim.probs_out, victim.labels_out, vs[1])
+    sh3_in = _pooled(shadows, "in", [s[0] for s in ss])
+    sh3_out = _pooled(shadows, "out", [s[1] for s in ss])
+    return sh3_in, sh3_out, v3_in, v3_out
+
+
+def _lira_scores(
+    victim: Any, shadow_models: Sequence[nn.Module], x: torch.Tensor
+) -> tuple[NDArray, NDArray]:
+    """Offline LiRA z-scores of the victim's ``(members (n_in,), non-members (n_out,))``."""
+    from wemem.attacks.lira import lira_offline, phi, shadow_phi_on
+
+    n_in = len(victim.labels_in)
+    rows_all = np.concatenate([victim.rows_in, victim.rows_out])
+    labels_all = np.concatenate([victim.labels_in, victim.labels_out])
+    phi_t = phi(np.concatenate([victim.probs_in, victim.probs_out]), labels_all)
+    phi_s = shadow_phi_on(shadow_models, x, rows_all, labels_all)
+    z = lira_offline(phi_t, phi_s, global_variance=True)
+    return z[:n_in], z[n_in:]
+
+
+def _classifier_scores(
+    name: str, plain: tuple, sens: tuple | None, **kw: Any
+) -> tuple[NDArray, NDArray]:
+    """Member probabilities of the victim's members and non-members from classifier attack
+    ``name``; ``plain`` / ``sens`` are ``(shadow_in, shadow_out, victim_in, victim_out)`` without
+    / with sensitivities (``sens`` is needed only by :data:`SENSITIVITY_ATTACKS`)."""
+    from wemem.attacks.classifier import mlp_attack
+    from wemem.attacks.samia import samia_attack
+    from wemem.attacks.shokri import shokri_attack
+
+    if name == "samia":
+        return samia_attack(*sens, **kw)
+    if name == "nn_sens":
+        return mlp_attack(name, *sens, **kw)
+    if name == "shokri":
+        return shokri_attack(*plain, **kw)
+    return mlp_attack(name, *plain, **kw)
+
+
 def run(
     names: Iterable[str],
     victim: Any,
@@ -162,52 +270,12 @@ def run(
     """
     import pandas as pd
 
-    from wemem.attacks import metric_attack
-    from wemem.attacks.classifier import mlp_attack, shokri_attack, train_settings
-    from wemem.attacks.lira import lira_offline, phi, shadow_phi_on
-    from wemem.attacks.samia import samia_attack
-
-    names = _check_names(names)
-    shadows = list(shadows)
-    if not shadows:
-        raise ParamsError("shadows: got an empty list; at least one shadow model's outputs needed")
-    device = train_kw.pop("device", None)
-    train_settings(**train_kw)
-    if shadow_models is not None and len(shadow_models) != len(shadows):
-        raise ParamsError(
-            f"shadow_models: got {len(shadow_models)} models for {len(shadows)} shadows' outputs"
-        )
-    if "lira" in names and (shadow_models is None or x is None or len(shadow_models) < 2):
-        raise ParamsError(
-            "lira needs shadow_models (at least 2) and x, to compute φ of each shadow model on "
-            "the victim's rows"
-        )
-
-    def pooled(side: str, extra: list | None = None) -> tuple:
-        probs = np.concatenate([getattr(s, f"probs_{side}") for s in shadows])
-        labels = np.concatenate([getattr(s, f"labels_{side}") for s in shadows])
-        return (probs, labels) if extra is None else (probs, labels, np.concatenate(extra))
-
+    names, shadows, device = _checked(names, shadows, shadow_models, x, train_kw)
     v_in, v_out = (victim.probs_in, victim.labels_in), (victim.probs_out, victim.labels_out)
-    sh_in, sh_out = pooled("in"), pooled("out")
+    sh_in, sh_out = _pooled(shadows, "in"), _pooled(shadows, "out")
+    sens = None
     if any(n in SENSITIVITY_ATTACKS for n in names):
-        models = [victim_model, *(shadow_models or [None] * len(shadows))]
-        for who, obj, model in zip(
-            ["victim", *(f"shadows[{i}]" for i in range(len(shadows)))],
-            [victim, *shadows],
-            models,
-            strict=True,
-        ):
-            if not _has_sens(obj) and (model is None or x is None):
-                raise ParamsError(
-                    f"{who}: no sens_in/sens_out and no model and x to compute them; the "
-                    f"attacks {', '.join(SENSITIVITY_ATTACKS)} need either"
-                )
-        vs = _sens_of(victim, victim_model, x, seed=seed)
-        ss = [_sens_of(s, models[i + 1], x, seed=seed + 1 + i) for i, s in enumerate(shadows)]
-        v3_in, v3_out = (*v_in, vs[0]), (*v_out, vs[1])
-        sh3_in = pooled("in", [s[0] for s in ss])
-        sh3_out = pooled("out", [s[1] for s in ss])
+        sens = _with_sens(victim, shadows, victim_model, shadow_models, x, seed=seed)
 
     rows, rocs, scores = [], {}, {}
     for name in names:
@@ -219,23 +287,10 @@ def run(
             s_in, s_out = res["scores_in"], res["scores_out"]
             pred_in, pred_out = s_in >= 0, s_out >= 0
         elif family == "lira":
-            n_in = len(victim.labels_in)
-            rows_all = np.concatenate([victim.rows_in, victim.rows_out])
-            labels_all = np.concatenate([victim.labels_in, victim.labels_out])
-            phi_t = phi(np.concatenate([victim.probs_in, victim.probs_out]), labels_all)
-            phi_s = shadow_phi_on(shadow_models, x, rows_all, labels_all)
-            z = lira_offline(phi_t, phi_s, global_variance=True)
-            s_in, s_out = z[:n_in], z[n_in:]
+            s_in, s_out = _lira_scores(victim, shadow_models, x)
         else:
             kw = {"seed": seed, "device": device, **train_kw}
-            if name == "samia":
-                s_in, s_out = samia_attack(sh3_in, sh3_out, v3_in, v3_out, **kw)
-            elif name == "nn_sens":
-                s_in, s_out = mlp_attack(name, sh3_in, sh3_out, v3_in, v3_out, **kw)
-            elif name == "shokri":
-                s_in, s_out = shokri_attack(sh_in, sh_out, v_in, v_out, **kw)
-            else:
-                s_in, s_out = mlp_attack(name, sh_in, sh_out, v_in, v_out, **kw)
+            s_in, s_out = _classifier_scores(name, (sh_in, sh_out, v_in, v_out), sens, **kw)
             pred_in, pred_out = s_in >= 0.5, s_out >= 0.5
         rows.append(_row(name, s_in, s_out, pred_in, pred_out))
         fpr, tpr, _ = roc_curve(s_in, s_out)

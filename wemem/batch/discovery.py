@@ -4,13 +4,12 @@ A *run* is one execution of ``notebooks/<stem>.ipynb`` in a profile with the par
 file ``params/<profile>/<stem>[.<variant>].yaml``; its name is ``<profile>`` or
 ``<profile>-<variant>``. For the ``cpu`` profile a notebook without a params file runs once with
 its defaults; other profiles skip such notebooks. Runs are ordered as ``params/manifest.yaml``
-lists them (:mod:`wemem.batch.manifest`). Everything here reads files only; :mod:`wemem.batch.runner` executes.
+lists them (:mod:`wemem.batch.manifest`). Everything here reads files only;
+:mod:`wemem.batch.runner` runs the batch.
 """
 
 from __future__ import annotations
 
-import ast
-import contextlib
 import dataclasses
 import fnmatch
 import logging
@@ -18,9 +17,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import yaml
 
+from wemem.batch import manifest
+from wemem.batch.parameters_cell import read_parameters_cell
 from wemem.errors import ParamsError
 
 logger = logging.getLogger("wemem.batch.runner")
@@ -191,8 +191,6 @@ def _resources(path: Path | None, value: Any) -> dict:
 
 
 def _in_manifest_order(runs: list[RunSpec], params_dir: Path, profile: str) -> list[RunSpec]:
-    from wemem.batch import manifest
-
     if not (Path(params_dir) / manifest.FILE).exists():
         return runs
     m = manifest.load(params_dir)
@@ -237,29 +235,14 @@ def validate_runs(runs: list[RunSpec]) -> None:
 
 
 def notebook_parameters(path: Path) -> set[str] | None:
-    """Names assigned at top level of the notebook's cell tagged ``parameters``; ``None``: no cell.
-
-    Parsed with :mod:`ast` rather than ``papermill.inspect_notebook``, whose line-based parser
-    silently skips any line holding two ``=`` (``x = 1  # paper: x=2``, ``d = dict(a=1)``).
+    """Names assigned at top level of the notebook's cell tagged ``parameters``; ``None``: no cell
+    (:func:`wemem.batch.parameters_cell.read_parameters_cell`).
 
     Raises:
         ParamsError: the parameters cell is not valid Python.
     """
-    nb = nbformat.read(path, as_version=4)
-    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
-    if not cells:
-        return None
-    try:
-        tree = ast.parse(cells[0].source)
-    except SyntaxError as exc:
-        raise ParamsError(f"{path}: parameters cell is not valid Python: {exc}") from None
-    names = set()
-    for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
-        for target in targets:
-            if isinstance(target, ast.AST):
-                names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
-    return names
+    cell = read_parameters_cell(path)
+    return None if cell is None else set(cell.names)
 
 
 def _notebook_params(path: Path, problems: list[str]) -> set[str] | None:
@@ -281,16 +264,7 @@ def _notebook_params(path: Path, problems: list[str]) -> set[str] | None:
 
 
 def notebook_defaults(path: Path) -> dict[str, Any]:
-    """The literal values assigned in the notebook's ``parameters`` cell (non-literals skipped)."""
-    nb = nbformat.read(path, as_version=4)
-    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
-    out: dict[str, Any] = {}
-    if not cells:
-        return out
-    for node in ast.parse(cells[0].source).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target = node.targets[0]
-            if isinstance(target, ast.Name):
-                with contextlib.suppress(ValueError, SyntaxError):
-                    out[target.id] = ast.literal_eval(node.value)
-    return out
+    """The literal values assigned in the notebook's ``parameters`` cell (non-literals skipped;
+    ``{}`` without the cell)."""
+    cell = read_parameters_cell(path)
+    return {} if cell is None else dict(cell.defaults)

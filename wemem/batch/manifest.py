@@ -2,8 +2,9 @@
 
 It says, per notebook, what it reproduces, which earlier notebooks it needs and what it produces;
 per profile, the hardware it is meant for and each run with its minutes (measured or estimated).
-:func:`check` holds it to ``notebooks/`` and ``params/``; :func:`markdown_map` generates the README's
-map paper artefact → notebook → params → report.
+:func:`markdown_map` generates the README's map paper artefact → notebook → params → report;
+:mod:`wemem.batch.manifest_sync` holds the manifest to ``notebooks/`` and ``params/`` and refreshes its
+minutes, :mod:`wemem.batch.navigation` derives the notebooks' navigation lines from its order.
 """
 
 from __future__ import annotations
@@ -109,38 +110,6 @@ def load(params_dir: Path = Path("params")) -> Manifest:
     return Manifest(notebooks, runs)
 
 
-def check(manifest: Manifest, notebooks_dir: Path, params_dir: Path) -> list[str]:
-    """Every disagreement between the manifest and ``notebooks/`` + ``params/`` (empty: none)."""
-    from wemem.batch.runner import discover_runs
-
-    problems = []
-    stems = sorted(p.stem for p in Path(notebooks_dir).glob("*.ipynb"))
-    for stem in sorted(set(stems) - set(manifest.notebooks)):
-        problems.append(f"notebook {stem} is not in the manifest's 'notebooks'")
-    for stem in sorted(set(manifest.notebooks) - set(stems)):
-        problems.append(f"manifest lists notebook {stem}, which does not exist")
-    for stem, entry in manifest.notebooks.items():
-        for need in entry.needs:
-            if need not in manifest.notebooks or need >= stem:
-                problems.append(f"{stem} needs {need}: not an earlier notebook of the manifest")
-    for profile in sorted({p.name for p in Path(params_dir).iterdir() if p.is_dir()} | {"cpu"}):
-        found = [
-            s.stem if s.variant is None else f"{s.stem}.{s.variant}"
-            for s in discover_runs(profile, notebooks_dir=notebooks_dir, params_dir=params_dir)
-        ]
-        listed = [r.run for r in manifest.runs.get(profile, [])]
-        for run in sorted(set(found) - set(listed)):
-            problems.append(
-                f"profile {profile}: run {run} missing; add '- {{run: {run}, minutes: …}}'"
-            )
-        for run in sorted(set(listed) - set(found)):
-            problems.append(f"profile {profile}: run {run} listed but has no params file")
-        order = [r for r in listed if r in found]
-        if order != sorted(order, key=lambda r: (r.partition(".")[0], "." in r, r)):
-            problems.append(f"profile {profile}: runs not in notebook (dependency) order")
-    return problems
-
-
 def order_key(manifest: Manifest, profile: str):
     """Sort key for runs: the manifest's order; unlisted runs after, by name."""
     position = {r.run: i for i, r in enumerate(manifest.runs.get(profile, []))}
@@ -229,46 +198,3 @@ def set_minutes(params_dir: Path, profile: str, minutes: dict[str, float]) -> in
             changed += 1
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return changed
-
-
-#: The device class whose estimate a profile's minutes take when no measured batch exists.
-ESTIMATE_CLASS = {"cpu": "cpu-2core", "gpu": "gpu-h100-class"}
-
-
-def refresh_minutes(
-    params_dir: Path = Path("params"),
-    outputs_root: Path = Path("outputs"),
-    notebooks_dir: Path = Path("notebooks"),
-) -> dict[str, str]:
-    """Rewrite every run's ``minutes``: measured from ``outputs/reproduce-<profile>.json`` when a
-    complete batch of that profile ran there (skipped runs keep their old value), else the cost
-    model's expected time (early stopping as measured) on :data:`ESTIMATE_CLASS` of its hardware.
-
-    Returns ``{profile: "measured" | "estimated on <class>"}``.
-    """
-    import json
-
-    from wemem.batch.runner import discover_runs
-    from wemem.planning.costing import estimate_runs
-
-    m = load(params_dir)
-    how = {}
-    for profile, runs in m.runs.items():
-        batch = Path(outputs_root) / f"reproduce-{profile}.json"
-        minutes: dict[str, float] = {}
-        if batch.exists():
-            record = json.loads(batch.read_text())
-            for r in record["runs"]:
-                if not r.get("skipped"):
-                    variant = r["run_name"].removeprefix(profile).removeprefix("-")
-                    minutes[r["notebook"] + (f".{variant}" if variant else "")] = r["seconds"] / 60
-            how[profile] = "measured"
-        else:
-            specs = discover_runs(profile, notebooks_dir=notebooks_dir, params_dir=params_dir)
-            cls = ESTIMATE_CLASS[runs[0].hardware]
-            table = estimate_runs(specs, device_class_names=[cls], expected=True)
-            for spec, sec in zip(specs, table[f"seconds {cls}"], strict=True):
-                minutes[spec.run_id] = sec / 60
-            how[profile] = f"estimated on {cls}"
-        set_minutes(params_dir, profile, minutes)
-    return how

@@ -1,16 +1,27 @@
 """Defenses against membership inference, as hooks of the one training loop.
 
 WeMem (spec §2): the primitives in :mod:`wemem.defenses.primitives`, the methods RSW, RMR and
-SWMR in :mod:`wemem.defenses.methods`, and name → hooks in :mod:`wemem.defenses.catalog`.
-The baselines (spec §7): PPB, ADV and RelaxLoss in :mod:`wemem.defenses.baselines`, DP-SGD with
-Opacus in :mod:`wemem.defenses.dp`::
+SWMR in :mod:`wemem.defenses.methods`. The baselines (spec §7): PPB, ADV and RelaxLoss in
+:mod:`wemem.defenses.baselines`, DP-SGD with Opacus in :mod:`wemem.defenses.dp`. Every name → hooks
+in :mod:`wemem.defenses.catalog` (:func:`defense_parts`, the entry point)::
 
     factory = make_hooks_factory("rsw_l2h", scores=mem, labels=y, width=500, step=50)
     prune_and_finetune(model, x, y, train, dev, ..., hooks_factory=factory)
 """
 
 from wemem.defenses.baselines import ADVHooks, PPBHooks, RelaxLossHooks, ppb_loss, relaxloss_loss
-from wemem.defenses.catalog import WEMEM_DEFENSES, defense_spec, make_hooks_factory
+from wemem.defenses.catalog import (
+    BASELINES,
+    PAPER_SETTINGS,
+    WEMEM_DEFENSES,
+    DefenseContext,
+    DefenseParts,
+    baseline_factory,
+    defense_parts,
+    defense_spec,
+    make_hooks_factory,
+    needs_memscores,
+)
 from wemem.defenses.dp import DPSGDHooks, dp_epsilon, make_private_compatible
 from wemem.defenses.methods import RMRHooks, RSWHooks, SWMRHooks
 from wemem.defenses.primitives import (
@@ -23,10 +34,16 @@ from wemem.defenses.primitives import (
 
 __all__ = [
     "ADVHooks",
+    "BASELINES",
+    "DefenseContext",
+    "DefenseParts",
+    "PAPER_SETTINGS",
     "DPSGDHooks",
     "PPBHooks",
     "RelaxLossHooks",
     "WEMEM_DEFENSES",
+    "baseline_factory",
+    "defense_parts",
     "dp_epsilon",
     "make_private_compatible",
     "ppb_loss",
@@ -37,6 +54,7 @@ __all__ = [
     "defense_spec",
     "exposure_counts",
     "make_hooks_factory",
+    "needs_memscores",
     "rank_by_memscore",
     "sliding_window_indices",
     "split_by_tau",

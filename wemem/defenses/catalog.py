@@ -1,12 +1,14 @@
-"""WeMem defense names → training hooks, with validated settings and their cache-key spec.
+"""Defense names → training hooks: one catalog of the WeMem methods and the baselines.
 
-:func:`make_hooks_factory` turns a name of :data:`wemem.names.DEFENSES` that is a WeMem method
-(:data:`WEMEM_DEFENSES`) and its settings into the zero-argument factory that
-:func:`wemem.pruning.prune_and_finetune` calls once per pruning round; :func:`defense_spec` returns
-exactly the settings that matter for that defense (for cache keys and records), e.g. RSW has no τ.
+:func:`defense_parts` is the entry point: a name of :data:`wemem.names.DEFENSES` and its settings
+(plus what the defense takes from the experiment, :class:`DefenseContext`) give the cache-key spec,
+the hooks factory that :func:`wemem.pruning.prune_and_finetune` calls once per pruning round, and
+the report function (DP-SGD's ε) or ``None``.
 
-Settings (keyword arguments; those a defense does not use are accepted and ignored, unknown names
-are an error):
+WeMem (spec §2): :func:`make_hooks_factory` turns a name of :data:`WEMEM_DEFENSES` and its settings
+into the factory; :func:`defense_spec` returns exactly the settings that matter for that defense
+(for cache keys and records), e.g. RSW has no τ. Settings (keyword arguments; those a defense does
+not use are accepted and ignored, unknown names are an error):
 
 * ``width``: w >= 1, samples per class and epoch (rsw_*, swmr_*, random_window; required);
 * ``step``: s >= 1, the window's slide per epoch (same; required);
@@ -17,17 +19,26 @@ are an error):
 * ``realisation``: ``official`` (default) or ``per_sample`` (rmr, swmr_*);
 * ``lambda_g``: λg >= 0 of the per-sample loss (rmr, swmr_* with ``per_sample``; default 5e-4;
   ``official`` uses ``config.weight_decay``).
+
+Baselines (spec §7): PPB, ADV and RelaxLoss (:mod:`wemem.defenses.baselines`) and DP-SGD
+(:mod:`wemem.defenses.dp`), built by :func:`baseline_factory`; :data:`BASELINES` lists the
+settings each accepts, and the settings given are the defense's cache-key part.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from numpy.typing import ArrayLike
 
 from wemem import names
+from wemem.defenses.baselines import ADVHooks, PPBHooks, RelaxLossHooks
+from wemem.defenses.dp import DPSGDHooks, check_settings
 from wemem.defenses.methods import REALISATIONS, RMRHooks, RSWHooks, SWMRHooks
 from wemem.defenses.primitives import (
     MODES,
@@ -153,3 +164,127 @@ def make_hooks_factory(
     if name.startswith("swmr_"):
         return functools.partial(SWMRHooks, s, y, **spec)
     return functools.partial(RSWHooks, s, y, **spec)
+
+
+# ----------------------------------------------------------------------------- baselines
+
+#: defense → (allowed settings, required settings)
+BASELINES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "ppb": (("beta",), ("beta",)),
+    "adv": (("theta", "k_attack", "attack_every"), ("theta",)),
+    "relaxloss": (("alpha", "upper"), ("alpha",)),
+    "dp": (
+        (
+            "noise_multiplier",
+            "target_epsilon",
+            "max_grad_norm",
+            "delta",
+            "epochs_planned",
+            "lr",
+            "mode",
+        ),
+        (),
+    ),
+}
+
+#: the paper's chosen setting of each baseline (spec §8.2 Fig. 7: β=4, θ=2, σ=0.1, α=1)
+PAPER_SETTINGS = {
+    "ppb": {"beta": 4.0},
+    "adv": {"theta": 2.0},
+    "relaxloss": {"alpha": 1.0},
+    "dp": {"noise_multiplier": 0.1},
+}
+
+
+def baseline_factory(name: str, **settings: Any) -> tuple[dict, Callable, Callable | None]:
+    """(cache-key spec, hooks factory, report function or None) for a baseline defense."""
+    if name not in BASELINES:
+        raise ParamsError(f"defense {name!r}: allowed baselines are {', '.join(BASELINES)}")
+    allowed, required = BASELINES[name]
+    unknown = sorted(set(settings) - set(allowed))
+    if unknown:
+        raise ParamsError(f"defense {name!r}: unknown setting(s) {unknown}; allowed: {allowed}")
+    missing = [k for k in required if k not in settings]
+    if missing:
+        raise ParamsError(f"defense {name!r}: setting {missing[0]!r} is required")
+    cls = {"ppb": PPBHooks, "adv": ADVHooks, "relaxloss": RelaxLossHooks, "dp": DPSGDHooks}[name]
+    cls(**settings)  # validate now: a bad value fails before any training
+    made: dict[str, Any] = {}
+
+    def factory():
+        made["hooks"] = cls(**settings)
+        return made["hooks"]
+
+    report = None
+    if name == "dp":
+
+        def report() -> dict:
+            h = made["hooks"]
+            return {
+                "epsilon": h.epsilon(),
+                "delta": h.delta,
+                "noise_multiplier": h.noise_multiplier,
+                "steps": h.steps,
+            }
+
+    return dict(sorted(settings.items())), factory, report
+
+
+# ----------------------------------------------------------------------------- every defense
+
+
+@dataclass(frozen=True)
+class DefenseContext:
+    """What a defense takes from the experiment whose models it prunes.
+
+    ``memscores`` and ``labels`` are called only by the WeMem methods (so a baseline sweep never
+    computes mem-scores): (N_pool,) float mem-scores of the training pool (pool row i ↔ index i),
+    and the (N_pool,) int labels the models train on.
+    """
+
+    arch: str
+    norm: str
+    epochs_planned: int  # fine-tuning epochs of the whole pruning run: rounds × finetune_epochs
+    memscores: Callable[[], np.ndarray]
+    labels: Callable[[], np.ndarray]
+
+
+@dataclass(frozen=True)
+class DefenseParts:
+    """What pruning with a defense needs: its cache-key spec, a zero-argument factory of fresh
+    hooks (one call per round) and the report function (called after pruning; DP-SGD's ε) or
+    ``None``."""
+
+    spec: dict[str, Any]
+    hooks_factory: Callable[[], Hooks]
+    report: Callable[[], dict] | None = None
+
+
+def needs_memscores(name: str) -> bool:
+    """Whether defense ``name`` reads the mem-scores (the WeMem methods, not Base or a baseline)."""
+    return name != "base" and name not in BASELINES
+
+
+def defense_parts(name: str, settings: Mapping[str, Any], context: DefenseContext) -> DefenseParts:
+    """Defense ``name`` with its ``settings``, ready for pruning.
+
+    The spec is the baseline's settings (DP-SGD's budget spanning every round that shares its
+    optimizer: ``epochs_planned`` defaults to ``context.epochs_planned``), or :func:`defense_spec`
+    plus, for a WeMem method, the sha256 of the mem-scores.
+
+    Raises:
+        ParamsError: an unknown defense or setting, a bad value, DP-SGD on a BatchNorm CNN.
+    """
+    settings = dict(settings)
+    if name in BASELINES:
+        if name == "dp":
+            check_settings(arch=context.arch, norm=context.norm)
+            settings.setdefault("epochs_planned", context.epochs_planned)
+        return DefenseParts(*baseline_factory(name, **settings))
+    spec = defense_spec(name, **settings)
+    if name == "base":
+        return DefenseParts(spec, Hooks)
+    scores = context.memscores()
+    factory = make_hooks_factory(name, scores=scores, labels=context.labels(), **settings)
+    digest = hashlib.sha256(scores.tobytes()).hexdigest()
+    return DefenseParts({**spec, "memscores": digest}, factory)

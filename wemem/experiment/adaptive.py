@@ -20,8 +20,12 @@ from torch import nn
 from wemem.attacks import run as run_attacks
 from wemem.attacks.metrics import tpr_at_fpr
 from wemem.attacks.suite import CLASSIFIER_ATTACKS, FAMILY, SENSITIVITY_ATTACKS
+from wemem.errors import ParamsError
 from wemem.experiment import executor
-from wemem.experiment.replicate import Experiment, ModelOutputs
+from wemem.experiment.executor import Request
+from wemem.experiment.keys import sensitivity_spec
+from wemem.experiment.outputs import ModelOutputs
+from wemem.experiment.replicate import Experiment
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +54,7 @@ class Stage:
 def stage(exp: Experiment, name: str) -> Stage:
     """Models of a stage: ``dense``, ``one-shot`` or ``iterative`` (Base), from the cache."""
     if name not in STAGES:
-        from wemem.errors import ParamsError
-
         raise ParamsError(f"stage = {name!r}: allowed values are {', '.join(STAGES)}")
-    from wemem.experiment.executor import Request
-
     kind = "dense" if name == "dense" else "pruned"
     exp.prefetch([Request(kind, r, one_shot=name == "one-shot") for r in exp.roles])
     outputs, models = {}, {}
@@ -73,8 +73,6 @@ def defended_stage(
 ) -> Stage:
     """Victim and shadows pruned (iteratively, or one-shot) with ``defense`` (adaptive: the same
     settings for every model)."""
-    from wemem.experiment.executor import Request
-
     exp.prefetch([Request("defended", r, defense, one_shot, settings) for r in exp.roles])
     outputs, models, summary = {}, {}, None
     for role in exp.roles:
@@ -102,14 +100,14 @@ def add_sensitivity(
     outputs = {}
     for i, role in enumerate(st.roles):
         out, model = st.outputs[role], st.models[role]
-        spec = {
-            "model": _state_digest(model),
-            "rows_in": hashlib.sha256(np.asarray(out.rows_in).tobytes()).hexdigest(),
-            "rows_out": hashlib.sha256(np.asarray(out.rows_out).tobytes()).hexdigest(),
-            "m": m,
-            "eps": eps,
-            "seed": seed + i,
-        }
+        spec = sensitivity_spec(
+            model=_state_digest(model),
+            rows_in=hashlib.sha256(np.asarray(out.rows_in).tobytes()).hexdigest(),
+            rows_out=hashlib.sha256(np.asarray(out.rows_out).tobytes()).hexdigest(),
+            m=m,
+            eps=eps,
+            seed=seed + i,
+        )
 
         def compute(out=out, model=model, i=i) -> dict:
             rows = np.concatenate([out.rows_in, out.rows_out])
@@ -179,41 +177,15 @@ def evaluate(
             )
         )
     if costly:
-        shadows = st.shadows
-        if attack_train_max:
-            rng = np.random.default_rng(seed)
-            per = max(1, attack_train_max // len(shadows))
-            shadows = [_subsample(s, per, rng) for s in shadows]
-        epochs_of = {n: (epochs_by_attack or {}).get(n, attack_epochs) for n in costly}
-        if executor.name() == "ray" and len(costly) > 1:  # one task per attack model
-            calls = [
-                {
-                    "names": [n],
-                    "victim": st.victim,
-                    "shadows": shadows,
-                    "seed": seed,
-                    "epochs": epochs_of[n],
-                    "milestones": (epochs_of[n] // 2, (3 * epochs_of[n]) // 4),
-                }
-                for n in costly
-            ]
-            frames += executor.map_calls(run_attacks, calls)
-            costly = []
-        for epochs in dict.fromkeys(epochs_of[n] for n in costly):
-            group = [n for n in costly if epochs_of[n] == epochs]
-            frames.append(
-                run_attacks(
-                    group,
-                    st.victim,
-                    shadows,
-                    victim_model=st.models["victim"],
-                    shadow_models=shadow_models,
-                    x=exp.pool.x,
-                    seed=seed,
-                    epochs=epochs,
-                    milestones=(epochs // 2, (3 * epochs) // 4),
-                )
-            )
+        frames += _classifier_frames(
+            exp,
+            st,
+            costly,
+            attack_epochs=attack_epochs,
+            attack_train_max=attack_train_max,
+            epochs_by_attack=epochs_by_attack,
+            seed=seed,
+        )
     attrs: dict = {"roc": {}, "scores": {}}
     for f in frames:
         attrs["roc"].update(f.attrs.get("roc", {}))
@@ -224,6 +196,57 @@ def evaluate(
     df.insert(0, "stage", st.name)
     df.attrs = {**attrs, "victim": st.victim}
     return df
+
+
+def _classifier_frames(
+    exp: Experiment,
+    st: Stage,
+    costly: list[str],
+    *,
+    attack_epochs: int,
+    attack_train_max: int | None,
+    epochs_by_attack: dict[str, int] | None,
+    seed: int,
+) -> list[pd.DataFrame]:
+    """The classifier attacks' tables (see :func:`evaluate`): one Ray task per attack model under
+    the ``ray`` executor, else one run per group of attacks sharing their epochs."""
+    shadow_models = [st.models[r] for r in st.roles[1:]]
+    shadows = st.shadows
+    if attack_train_max:
+        rng = np.random.default_rng(seed)
+        per = max(1, attack_train_max // len(shadows))
+        shadows = [_subsample(s, per, rng) for s in shadows]
+    epochs_of = {n: (epochs_by_attack or {}).get(n, attack_epochs) for n in costly}
+    if executor.name() == "ray" and len(costly) > 1:  # one task per attack model
+        calls = [
+            {
+                "names": [n],
+                "victim": st.victim,
+                "shadows": shadows,
+                "seed": seed,
+                "epochs": epochs_of[n],
+                "milestones": (epochs_of[n] // 2, (3 * epochs_of[n]) // 4),
+            }
+            for n in costly
+        ]
+        return executor.map_calls(run_attacks, calls)
+    frames = []
+    for epochs in dict.fromkeys(epochs_of[n] for n in costly):
+        group = [n for n in costly if epochs_of[n] == epochs]
+        frames.append(
+            run_attacks(
+                group,
+                st.victim,
+                shadows,
+                victim_model=st.models["victim"],
+                shadow_models=shadow_models,
+                x=exp.pool.x,
+                seed=seed,
+                epochs=epochs,
+                milestones=(epochs // 2, (3 * epochs) // 4),
+            )
+        )
+    return frames
 
 
 def memscore_leakage(
@@ -266,16 +289,6 @@ def memscore_leakage(
                 }
             )
     return pd.DataFrame(rows)
-
-
-def sanity(st: Stage) -> dict[str, bool]:
-    """Every shadow and the victim have outputs on both sides, posteriors sum to one."""
-    ok = all(len(o.probs_in) and len(o.probs_out) for o in st.outputs.values())
-    sums = np.concatenate([o.probs_in.sum(1) for o in st.outputs.values()])
-    return {
-        "outputs_present": bool(ok),
-        "posteriors_normalized": bool(np.allclose(sums, 1, atol=1e-4)),
-    }
 
 
 def evaluate_stages(

@@ -32,6 +32,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from wemem.defenses.catalog import needs_memscores
 from wemem.errors import ParamsError
 
 log = logging.getLogger(__name__)
@@ -42,23 +43,17 @@ EXECUTORS = ("local", "ray")
 @dataclass(frozen=True, eq=False)
 class Request:
     """One training the experiment can do on its own: ``dense`` (the role's dense model),
-    ``pruned`` (Base pruning, iterative or one-shot) or ``defended`` (pruning with a defense)."""
+    ``pruned`` (Base pruning, iterative or one-shot) or ``defended`` (pruning with a defense).
+
+    What it computes and where that is cached is decided in one place,
+    :meth:`wemem.experiment.replicate.Experiment.resolve`; the experiment's ``run`` and
+    ``is_cached`` use it, and so does this module (which never imports the experiment)."""
 
     kind: str
     role: str
     defense: str = "base"
     one_shot: bool = False
     settings: dict[str, Any] = field(default_factory=dict)
-
-    def run(self, exp) -> None:
-        if self.kind == "dense":
-            exp.dense(self.role)
-        elif self.kind == "pruned":
-            exp.pruned(self.role, one_shot=self.one_shot)
-        elif self.kind == "defended":
-            exp.defended(self.role, self.defense, one_shot=self.one_shot, **self.settings)
-        else:
-            raise ValueError(f"unknown request kind {self.kind!r}")
 
 
 def name() -> str:
@@ -95,9 +90,7 @@ def prefetch(exp, requests: list[Request]) -> int:
     """
     if name() == "local" or not requests:
         return 0
-    from wemem.defenses.baseline_catalog import BASELINES
-
-    if any(r.kind == "defended" and r.defense not in ("base", *BASELINES) for r in requests):
+    if any(r.kind == "defended" and needs_memscores(r.defense) for r in requests):
         exp.memscores()  # WeMem defenses read the mem-scores: compute them once, here
     dense = sorted({r.role for r in requests})
     submitted = _run_ray(exp, [Request("dense", role) for role in dense])
@@ -128,20 +121,19 @@ def _run_ray(exp, requests: list[Request]) -> int:
     ray = _ray()
     task = ray.remote(**_resources())(_train)
     cache_dir = str(exp.cache.root)
-    refs = [task.remote(exp.settings, exp.seed, cache_dir, r) for r in todo]
+    refs = [task.remote(type(exp), exp.settings, exp.seed, cache_dir, r) for r in todo]
     log.info("ray: %d trainings submitted", len(refs))
     ray.get(refs)
     return len(todo)
 
 
-def _train(settings, seed: int, cache_dir: str, request: Request) -> None:
-    """A Ray task: rebuild the experiment (same settings, seed and cache) and run one request."""
+def _train(experiment: type, settings, seed: int, cache_dir: str, request: Request) -> None:
+    """A Ray task: rebuild the experiment (its class, same settings, seed and cache) and run one
+    request (:meth:`wemem.experiment.replicate.Experiment.run`)."""
     import dataclasses
 
-    from wemem.experiment.replicate import Experiment
-
     settings = dataclasses.replace(settings, cache_dir=cache_dir)
-    request.run(Experiment(settings, seed=seed))
+    experiment(settings, seed=seed).run(request)
 
 
 def _ray():

@@ -2,7 +2,10 @@
 
 :func:`plan_run` reads a notebook's ``parameters`` cell, merges a run's params over it and lists the
 model trainings the notebook's code path makes, as :class:`Job` rows (how many models, on how many
-samples, for how many epochs). Counts follow the code, not the paper:
+samples, for how many epochs). Each plan builds its defense settings with the notebook's own config
+builders (:mod:`wemem.studies`, :mod:`wemem.defenses.config`), called on a
+:class:`~wemem.planning.replicate.PlanReplicate` (the run's geometry, no data) where the notebook
+passes its experiment. Counts follow the code, not the paper:
 
 * victim and shadows (:mod:`wemem.experiment.replicate`): dense up to ``max_epochs``; pruning
   ``pruning_rounds`` × up to ``finetune_epochs`` (one round for one-shot). Early stopping cuts both,
@@ -18,46 +21,50 @@ samples, for how many epochs). Counts follow the code, not the paper:
   (never cached); metric attacks are negligible; SAMIA/NN-Sens add 11 forward passes per sample of
   every model (sensitivity, cached per model); LiRA one forward pass per shadow and victim sample.
 * autotune (notebook 11): the survivors of each rung are counted as the first candidates, and the
-  chosen setting as a victim configuration of its own, never one of the three hand-picked ones
-  (conservative: when it is one, the real run trains one configuration fewer).
+  chosen setting as the first candidate (:func:`wemem.studies.autotune.victim_configs` drops a
+  hand-picked setting of the same name; conservative: the real choice is often a hand-picked one,
+  and then the real run trains one configuration fewer).
 
-Cache sharing: every cached model carries a key built from exactly the settings its cache entry
-depends on (symbolic, e.g. τ as "quantile 0.1 of these mem-scores"), so a batch estimate can count
-each model once (:func:`wemem.planning.costing.estimate_runs`).
+Cache sharing: every cached model is an :class:`~wemem.planning.entries.Entry` keyed by its real
+cache-key spec with placeholders for the data (e.g. τ as "quantile 0.1"), so a batch estimate can
+count each model once (:func:`wemem.planning.costing.estimate_runs`); :func:`planned_entries` lists
+them for a comparison with the entries a real run logged (:mod:`wemem.planning.verify`).
 """
 
 from __future__ import annotations
 
-import ast
 import functools
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from wemem.defenses.baseline_catalog import PAPER_SETTINGS
+from wemem.batch.parameters_cell import read_parameters_cell
+from wemem.defenses.config import DefenseConfig
 from wemem.errors import ParamsError
-from wemem.names import label
+from wemem.planning.entries import Entry
+from wemem.planning.geometry import Ctx, make_ctx, role_names
 from wemem.planning.jobs import (
-    Ctx,
     Job,
     attack_jobs,
     dense_jobs,
-    fmt_settings,
-    make_ctx,
     memscore_jobs,
     pruned_jobs,
-    role_names,
-    stage_jobs,
     sweep_jobs,
-    tau_key,
-    window_grid,
 )
+from wemem.planning.replicate import PlanReplicate
+from wemem.studies import autotune, comparison, pruning_choices, rmr, sweeps, windows
 
-__all__ = ["PLANNERS", "Job", "notebook_defaults", "plan_run"]
+__all__ = ["PLANNERS", "Job", "notebook_defaults", "plan_run", "planned_entries"]
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+
+#: The defenses of :func:`wemem.studies.pruning_choices.setting_sweep` when not given (rates).
+_SETTING_SWEEP_DEFENSES = (
+    inspect.signature(pruning_choices.setting_sweep).parameters["defenses"].default
+)
 
 
 # ----------------------------------------------------------------------------- notebook params
@@ -65,18 +72,10 @@ NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
 @functools.lru_cache(maxsize=64)
 def _cell_defaults(path: str) -> dict[str, Any]:
-    import nbformat
-
-    nb = nbformat.read(path, as_version=4)
-    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
-    if not cells:
+    cell = read_parameters_cell(Path(path))
+    if cell is None:
         raise ParamsError(f"{path}: no cell tagged 'parameters'")
-    out = {}
-    for node in ast.parse(cells[0].source).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            if isinstance(node.targets[0], ast.Name):
-                out[node.targets[0].id] = ast.literal_eval(node.value)
-    return out
+    return dict(cell.defaults)
 
 
 def notebook_defaults(stem: str, *, notebooks_dir: Path | None = None) -> dict[str, Any]:
@@ -87,44 +86,15 @@ def notebook_defaults(stem: str, *, notebooks_dir: Path | None = None) -> dict[s
     return dict(_cell_defaults(str(path)))
 
 
-# ----------------------------------------------------------------------------- configs
-
-
-def comparison(c: Ctx, adv: dict | None = None) -> list[tuple[str, dict, str]]:
-    """``defense_grids.comparison_configs``: Fig. 7's eight defenses at their chosen settings."""
-    g, tau = window_grid(c)[-2], tau_key(c, fraction=0.1)
-    ws = {"width": g["width"], "step": g["step"]}
-    out = [("base", {}, "Base")]
-    out += [
-        (n, {**PAPER_SETTINGS[n], **((adv or {}) if n == "adv" else {})}, label(n))
-        for n in ("ppb", "adv", "dp", "relaxloss")
-    ]
-    return out + [
-        ("rsw_l2h", ws, "RSW"),
-        ("rmr", {"tau": tau, "lambda_r": 0.1}, "RMR"),
-        ("swmr_h2l", {**ws, "tau": tau, "lambda_r": 0.1}, "SWMR"),
-    ]
-
-
-def _windows(c: Ctx, method: str, **extra) -> list[tuple[str, dict, str]]:
-    p = c.p
-    return [
-        (
-            f"{method}_{o.lower()}",
-            {"width": g["width"], "step": g["step"], **extra},
-            f"{label(f'{method}_{o.lower()}')} w={g['width']} s={g['step']}",
-        )
-        for o in p.get("orders", ("H2L", "L2H"))
-        for g in window_grid(c, p.get("widths", ()), p.get("steps", ()))
-    ]
-
-
-def _baselines(name: str, key: str, values, **fixed) -> list[tuple[str, dict, str]]:
-    return [(name, {key: float(v), **fixed}, f"{label(name)} {key}={v:g}") for v in values]
+# ----------------------------------------------------------------------------- plans
 
 
 def _common(c: Ctx) -> list[Job]:
     return dense_jobs(c, role_names(c.s.n_shadows)) + memscore_jobs(c)
+
+
+def _grid(c: Ctx):
+    return sweeps.window_grid_for(PlanReplicate(c), widths=c.p["widths"], steps=c.p["steps"])
 
 
 def _plan_01(c: Ctx) -> list[Job]:
@@ -135,60 +105,58 @@ def _plan_01(c: Ctx) -> list[Job]:
 
 def _plan_02(c: Ctx) -> list[Job]:
     roles, jobs = role_names(c.s.n_shadows), memscore_jobs(c)
-    for seed in c.s.seeds:
-        jobs += stage_jobs(c, roles, seed=seed) + pruned_jobs(c, roles, one_shot=True, seed=seed)
-    for e in c.p.get("reuse_epochs", ()):  # data-reuse sweep: other finetune_epochs, seed 0
+    for seed in c.s.seeds:  # motivation.run: dense, one-shot, iterative (Base)
+        jobs += dense_jobs(c, roles, seed=seed) + pruned_jobs(c, roles, seed=seed)
+        jobs += pruned_jobs(c, roles, one_shot=True, seed=seed)
+    for e in c.p.get("reuse_epochs", ()):  # motivation.reuse_sweep: other finetune_epochs
         ce = replace(c, s=replace(c.s, finetune_epochs=int(e)))
-        jobs += pruned_jobs(ce, roles, seed=c.s.seeds[0], what=f"Base (≤{e} epochs/round)")
+        jobs += pruned_jobs(ce, roles, seed=c.seed, what=f"Base (≤{e} epochs/round)")
     return jobs
 
 
 def _plan_03(c: Ctx) -> list[Job]:
-    return _common(c) + sweep_jobs(c, [("base", {}, "Base"), *_windows(c, "rsw")])
+    return _common(c) + sweep_jobs(c, windows.rsw_configs(_grid(c), orders=c.p["orders"]))
 
 
 def _plan_04(c: Ctx) -> list[Job]:
     p = c.p
-    tau = tau_key(c, tau=p.get("tau"), fraction=p.get("tau_fraction", 0.1))
-    rmr = [("rmr", {"tau": tau, "lambda_r": lr}, f"RMR λr={lr:g}") for lr in p.get("lambdas", ())]
-    return _common(c) + sweep_jobs(c, [("base", {}, "Base"), *rmr])
+    fraction = None if p["tau"] is not None else p["tau_fraction"]
+    tau = sweeps.tau_for(PlanReplicate(c), tau=p["tau"], fraction=fraction)
+    return _common(c) + sweep_jobs(c, rmr.table_configs(tau=tau, lambdas=p["lambdas"]))
 
 
 def _plan_05(c: Ctx) -> list[Job]:
-    tau = tau_key(c, fraction=c.p.get("tau_fraction", 0.1))
-    g = window_grid(c, c.p.get("widths", ()), c.p.get("steps", ()))[-2]
-    configs = [("base", {}, "Base"), *_windows(c, "swmr", tau=tau, lambda_r=c.p["lambda_r"])]
-    configs += _windows(c, "rsw") + [
-        ("random_window", {"width": g["width"], "step": g["step"]}, "RSW(random)")
-    ]
+    p = c.p
+    tau = sweeps.tau_for(PlanReplicate(c), fraction=p["tau_fraction"])
+    configs = windows.swmr_configs(_grid(c), orders=p["orders"], tau=tau, lambda_r=p["lambda_r"])
     return _common(c) + sweep_jobs(c, configs)
 
 
 def _plan_06(c: Ctx) -> list[Job]:
-    p, every = c.p, {"attack_every": c.p["adv_attack_every"]}
-    configs = [
-        ("base", {}, "Base"),
-        *_baselines("ppb", "beta", p["betas"]),
-        *_baselines("relaxloss", "alpha", p["alphas"]),
-        *_baselines("adv", "theta", p["thetas"], **every),
-    ]
-    return _common(c) + sweep_jobs(c, configs) + sweep_jobs(c, comparison(c, adv=every))
+    p = c.p
+    baselines = comparison.baseline_sweep_configs(
+        betas=p["betas"],
+        alphas=p["alphas"],
+        thetas=p["thetas"],
+        adv_attack_every=p["adv_attack_every"],
+    )
+    adv = {"attack_every": p["adv_attack_every"]}
+    chosen = comparison.comparison_configs_for(PlanReplicate(c), adv=adv)
+    return _common(c) + sweep_jobs(c, baselines) + sweep_jobs(c, chosen)
 
 
 def _plan_07(c: Ctx) -> list[Job]:
-    p = c.p
-    configs = [
-        ("base", {}, "Base"),
-        *_baselines("dp", "noise_multiplier", p["sigmas"]),
-        *_baselines("dp", "target_epsilon", p["target_epsilons"]),
-    ]
-    configs += [x for x in comparison(c) if x[2] in ("RSW", "SWMR")]
+    configs = comparison.dp_configs(
+        comparison.comparison_configs_for(PlanReplicate(c)),
+        sigmas=c.p["sigmas"],
+        target_epsilons=c.p["target_epsilons"],
+    )
     return _common(c) + sweep_jobs(c, configs)
 
 
 def _plan_08(c: Ctx) -> list[Job]:
     p, roles, jobs = c.p, role_names(c.s.n_shadows), _common(c)
-    for stage in p.get("stages", ("dense", "iterative")):
+    for stage in p["stages"]:  # adaptive.evaluate_stages
         models = (
             dense_jobs(c, roles)
             if stage == "dense"
@@ -198,79 +166,59 @@ def _plan_08(c: Ctx) -> list[Job]:
             c,
             p["attacks"],
             roles,
-            models[0].cache_keys,
+            models[0],
             epochs=p["attack_epochs"],
             train_max=p.get("attack_train_max"),
-            epochs_by={"samia": p.get("samia_epochs", p["attack_epochs"])},
+            epochs_by={"samia": p["samia_epochs"]},
             what=stage,
         )
     return jobs
 
 
 def _plan_09(c: Ctx) -> list[Job]:
-    sections = c.p.get("sections", ("one_shot", "rates", "structured"))
-    jobs = _common(c)
-    if "one_shot" in sections:
-        chosen = [x for x in comparison(c) if x[2] in ("Base", "RSW", "RMR", "SWMR")]
-        configs = [
-            (d, st, f"{tag} ({pr})") for pr in ("iterative", "one-shot") for d, st, tag in chosen
-        ]
-        jobs += sweep_jobs(c, configs, one_shot_of=lambda tag: tag.endswith("(one-shot)"))
-    fields = []
-    if "rates" in sections:
-        fields += [("pruning_rate", v, ("Base", "SWMR")) for v in c.p.get("rates", ())]
-    if "structured" in sections and c.s.arch != "fc":
-        chosen = tuple(c.p.get("approach_defenses", ("Base", "RSW", "RMR", "SWMR")))
-        fields += [("pruning_approach", v, chosen) for v in c.p.get("approaches", ())]
-    for field, v, tags in fields:
+    p, jobs = c.p, _common(c)
+    if "one_shot" in p["sections"]:
+        chosen = comparison.comparison_configs_for(PlanReplicate(c))
+        jobs += sweep_jobs(c, pruning_choices.pruning_configs(chosen))
+    fields = []  # pruning_choices.setting_sweep: one experiment per value
+    if "rates" in p["sections"]:
+        fields += [("pruning_rate", v, _SETTING_SWEEP_DEFENSES) for v in p["rates"]]
+    if "structured" in p["sections"] and c.s.arch != "fc":
+        fields += [("pruning_approach", v, p["approach_defenses"]) for v in p["approaches"]]
+    for field, v, defenses in fields:
         cv = replace(c, s=replace(c.s, **{field: v}))
-        jobs += sweep_jobs(cv, [x for x in comparison(cv) if x[2] in tags])
+        chosen = comparison.comparison_configs_for(PlanReplicate(cv))
+        jobs += sweep_jobs(cv, sweeps.select(chosen, tuple(defenses)))
     return jobs
 
 
 def _plan_10(c: Ctx) -> list[Job]:
     jobs = dense_jobs(c, ["victim"]) + memscore_jobs(c)
-    for defense, st, tag in comparison(c):
-        jobs += pruned_jobs(c, ["victim"], defense, st, fresh=True, what=f"{tag} (timed, uncached)")
+    for config in comparison.comparison_configs_for(PlanReplicate(c)):  # time_cost.time_cost
+        what = f"{config.setting} (timed, uncached)"
+        jobs += pruned_jobs(c, ["victim"], config, fresh=True, what=what)
     return jobs
 
 
 def _plan_11(c: Ctx) -> list[Job]:
-    p, grid, tau = c.p, window_grid(c), tau_key(c, fraction=0.1)
-    cands = []
-    for order in p.get("orders", ("H2L", "L2H")):
-        for g in grid:
-            ws = {"width": g["width"], "step": g["step"]}
-            cands.append((f"rsw_{order.lower()}", ws))
-            cands += [
-                (f"swmr_{order.lower()}", {**ws, "tau": tau_key(c, fraction=tf), "lambda_r": lr})
-                for lr in p["lambdas"]
-                for tf in p["tau_fractions"]
-            ]
-    cands += [
-        ("rmr", {"tau": tau_key(c, fraction=tf), "lambda_r": lr})
-        for lr in p["rmr_lambdas"]
-        for tf in p["tau_fractions"]
-    ]
+    p, replicate = c.p, PlanReplicate(c)
+    cands = autotune.candidates(
+        replicate,
+        orders=p["orders"],
+        lambdas=p["lambdas"],
+        tau_fractions=p["tau_fractions"],
+        rmr_lambdas=p["rmr_lambdas"],
+    )
     jobs, alive = _common(c), len(cands)
-    for i, n in enumerate(p["rungs"]):
-        for d, st in cands[:alive]:
+    for i, n in enumerate(p["rungs"]):  # autotune.successive_halving, the first survive
+        for cand in cands[:alive]:
+            config = DefenseConfig(cand.defense, cand.settings, {"setting": cand.name})
             jobs += pruned_jobs(
-                c,
-                role_names(n, victim=False),
-                d,
-                st,
-                what=f"rung {i}: {label(d)} {fmt_settings(st)}",
+                c, role_names(n, victim=False), config, what=f"rung {i}: {cand.name}"
             )
         alive = max(1, math.ceil(alive / p["eta"]))
-    g = grid[-2]
-    ws = {"width": g["width"], "step": g["step"]}
-    picks = [
-        ("rsw_l2h", ws, "RSW(L→H)"),
-        ("swmr_h2l", {**ws, "tau": tau, "lambda_r": 0.1}, "SWMR(H→L)"),
-        ("rmr", {"tau": tau, "lambda_r": 0.1}, "RMR"),
-    ]
-    return jobs + sweep_jobs(c, [("base", {}, "Base"), (*cands[0], "chosen"), *picks])
+    configs = autotune.victim_configs(cands[0], autotune.hand_picked(replicate))
+    return jobs + sweep_jobs(c, configs)
 
 
 PLANNERS: dict[str, Callable[[Ctx], list[Job]] | None] = {
@@ -304,3 +252,11 @@ def plan_run(stem: str, params: dict[str, Any], *, notebooks_dir: Path | None = 
         return []
     merged = {**notebook_defaults(stem, notebooks_dir=notebooks_dir), **params}
     return planner(make_ctx(merged))
+
+
+def planned_entries(
+    stem: str, params: dict[str, Any], *, notebooks_dir: Path | None = None
+) -> dict[str, Entry]:
+    """The cache entries one run's plan reads or writes, by key (each once)."""
+    jobs = plan_run(stem, params, notebooks_dir=notebooks_dir)
+    return {e.key: e for job in jobs for e in job.entries}

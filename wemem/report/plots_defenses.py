@@ -104,7 +104,7 @@ def comparison(means: pd.DataFrame, table: pd.DataFrame, *, attacks=("conf", "nn
 
 def approaches(claims: dict):
     """Fig. 9: per defense, test accuracy bars and mean attack accuracy markers under each
-    structured approach (``claims`` from :func:`wemem.studies.defense_grids.approach_claims`). Whiskers: ±2
+    structured approach (``claims`` from :func:`wemem.studies.pruning_choices.approach_claims`). Whiskers: ±2
     binomial standard errors of one attack accuracy (resolution / √2), the evaluation set's noise
     alone."""
     names = list(claims["attack"])

@@ -25,9 +25,10 @@ import numpy as np
 import pandas as pd
 
 from wemem.attacks import METRIC_ATTACKS, run_metric_attacks
+from wemem.defenses.config import DefenseConfig, headline_window
 from wemem.experiment.replicate import Experiment, pool_shadows
 from wemem.names import label
-from wemem.studies.defense_eval import tau_for, window_grid
+from wemem.studies.sweeps import tau_for, window_grid_for
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +50,13 @@ def candidates(
 ) -> list[Candidate]:
     """RSW and SWMR over the paper's window grid × orders (× λr, τ for SWMR), and RMR over λr, τ."""
     out = []
-    grid = window_grid(exp)
+    grid = window_grid_for(exp)
     for order in orders:
         suffix = order.lower()
         for g in grid:
-            ws = {"width": g["width"], "step": g["step"]}
+            ws = {"width": g.width, "step": g.step}
             out.append(
-                Candidate(
-                    f"rsw_{suffix}", ws, f"{label('rsw_' + suffix)} w={g['width']} s={g['step']}"
-                )
+                Candidate(f"rsw_{suffix}", ws, f"{label('rsw_' + suffix)} w={g.width} s={g.step}")
             )
             for lr in lambdas:
                 for tf in tau_fractions:
@@ -66,7 +65,7 @@ def candidates(
                         Candidate(
                             f"swmr_{suffix}",
                             {**ws, "tau": tau, "lambda_r": lr},
-                            f"{label('swmr_' + suffix)} w={g['width']} s={g['step']} λr={lr:g} τ@{tf:g}",
+                            f"{label('swmr_' + suffix)} w={g.width} s={g.step} λr={lr:g} τ@{tf:g}",
                         )
                     )
     for lr in rmr_lambdas:
@@ -148,26 +147,30 @@ def successive_halving(
 def hand_picked(exp: Experiment, *, tau_fraction: float = 0.1) -> list[Candidate]:
     """The paper's headline choices, on this data: RSW(L→H) and SWMR(H→L) with the smallest width
     and small step, λr = 0.1; RMR with λr = 0.1 (spec §1, §2.4)."""
-    g = window_grid(exp)[-2]
-    ws = {"width": g["width"], "step": g["step"]}
+    g = headline_window(window_grid_for(exp))
+    ws = {"width": g.width, "step": g.step}
     tau = tau_for(exp, fraction=tau_fraction)
     return [
-        Candidate("rsw_l2h", ws, f"RSW(L→H) w={g['width']} s={g['step']}"),
+        Candidate("rsw_l2h", ws, f"RSW(L→H) w={g.width} s={g.step}"),
         Candidate(
             "swmr_h2l",
             {**ws, "tau": tau, "lambda_r": 0.1},
-            f"SWMR(H→L) w={g['width']} s={g['step']} λr=0.1 τ@{tau_fraction:g}",
+            f"SWMR(H→L) w={g.width} s={g.step} λr=0.1 τ@{tau_fraction:g}",
         ),
         Candidate("rmr", {"tau": tau, "lambda_r": 0.1}, f"RMR λr=0.1 τ@{tau_fraction:g}"),
     ]
 
 
-def victim_configs(chosen: Candidate, picks: list[Candidate]) -> list[tuple[str, dict, dict]]:
-    """Configs for :func:`wemem.studies.defense_eval.sweep`: Base, the chosen setting, the hand-picked."""
-    base = ("base", {}, {"setting": "Base", "method": "Base", "choice": "base"})
-    rows = [(chosen.defense, chosen.settings, {"setting": chosen.name, "choice": "automatic"})]
+def victim_configs(chosen: Candidate, picks: list[Candidate]) -> list[DefenseConfig]:
+    """Configs for :func:`wemem.studies.sweeps.sweep`: Base, the chosen setting, the hand-picked."""
+    base = DefenseConfig("base", {}, {"setting": "Base", "method": "Base", "choice": "base"})
+    rows = [
+        DefenseConfig(
+            chosen.defense, chosen.settings, {"setting": chosen.name, "choice": "automatic"}
+        )
+    ]
     rows += [
-        (c.defense, c.settings, {"setting": c.name, "choice": "hand-picked"})
+        DefenseConfig(c.defense, c.settings, {"setting": c.name, "choice": "hand-picked"})
         for c in picks
         if c.name != chosen.name
     ]

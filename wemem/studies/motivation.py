@@ -10,6 +10,7 @@ iterative pruning. Everything is returned as tidy tables; the notebook only plot
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -87,6 +88,63 @@ def attack_rows(
     return rows
 
 
+@dataclass(frozen=True)
+class Stage:
+    """One attacked stage of a seed: every model's outputs, and the victim's fine-tuning cost."""
+
+    stage: str  # dense | one-shot | iterative
+    round: int
+    sparsity: float
+    outputs: dict[str, ModelOutputs]  # role -> outputs
+    epochs: int
+    seconds: float
+
+
+def _train(exp: Experiment, seed: int, bar) -> tuple[dict, dict, dict, list[dict]]:
+    """Every role's dense, one-shot and iterative runs, and the achieved sparsity of each layer."""
+    dense, oneshot, iterative, layers = {}, {}, {}, []
+    for role in exp.roles:
+        dense[role] = exp.dense(role)
+        oneshot[role] = exp.pruned(role, one_shot=True)
+        iterative[role] = exp.pruned(role)
+        for stage, run_ in (("one-shot", oneshot[role]), ("iterative", iterative[role])):
+            for layer, frac in run_.summary["layer_sparsity"].items():
+                layers.append(
+                    {
+                        "seed": seed,
+                        "role": role,
+                        "stage": stage,
+                        "layer": layer,
+                        "sparsity": frac,
+                        "target": run_.summary["target_sparsity"],
+                    }
+                )
+        bar.update(1)
+    return dense, oneshot, iterative, layers
+
+
+def _stages(exp: Experiment, dense: dict, oneshot: dict, iterative: dict) -> list[Stage]:
+    """Dense, one-shot, then every round of iterative pruning."""
+    roles, d, o = exp.roles, dense["victim"][1], oneshot["victim"].summary
+    stages = [
+        Stage("dense", 0, 0.0, {r: dense[r][2] for r in roles}, d["epochs_run"], d["seconds"]),
+        Stage(
+            "one-shot",
+            0,
+            exp.settings.pruning_rate,
+            {r: oneshot[r].final for r in roles},
+            o["epochs"],
+            o["seconds"],
+        ),
+    ]
+    for k, rnd in enumerate(iterative["victim"].summary["rounds"]):
+        outs = {r: iterative[r].per_round[k] for r in roles}
+        stages.append(
+            Stage("iterative", k, rnd["sparsity"], outs, rnd["epochs_run"], rnd["seconds"])
+        )
+    return stages
+
+
 def run(
     settings: Settings,
     *,
@@ -106,12 +164,8 @@ def run(
         every model (victim and shadows).
     """
     attack_table, model_table, layer_table = [], [], []
-    jobs = [
-        (seed, role)
-        for seed in settings.seeds
-        for role in ["victim"] + [f"shadow{i}" for i in range(settings.n_shadows)]
-    ]
-    bar = _progress.tqdm(total=len(jobs), desc="models", disable=not _progress.enabled(progress))
+    n_jobs = len(settings.seeds) * (1 + settings.n_shadows)
+    bar = _progress.tqdm(total=n_jobs, desc="models", disable=not _progress.enabled(progress))
     pool = None
     for seed in settings.seeds:
         exp = Experiment(settings, seed=seed, pool=pool)
@@ -121,58 +175,21 @@ def run(
             for kind, one in (("dense", False), ("pruned", True), ("pruned", False))
             for role in exp.roles
         )
-        dense, oneshot, iterative = {}, {}, {}
-        for role in exp.roles:
-            dense[role] = exp.dense(role)
-            oneshot[role] = exp.pruned(role, one_shot=True)
-            iterative[role] = exp.pruned(role)
-            for stage, run_ in (("one-shot", oneshot[role]), ("iterative", iterative[role])):
-                for layer, frac in run_.summary["layer_sparsity"].items():
-                    layer_table.append(
-                        {
-                            "seed": seed,
-                            "role": role,
-                            "stage": stage,
-                            "layer": layer,
-                            "sparsity": frac,
-                            "target": run_.summary["target_sparsity"],
-                        }
-                    )
-            bar.update(1)
-        shadows = exp.roles[1:]
-        stages: list[tuple[str, int, float, dict]] = [
-            ("dense", 0, 0.0, {r: dense[r][2] for r in exp.roles}),
-            ("one-shot", 0, settings.pruning_rate, {r: oneshot[r].final for r in exp.roles}),
-        ]
-        v_rounds = iterative["victim"].summary["rounds"]
-        for k, rnd in enumerate(v_rounds):
-            stages.append(
-                ("iterative", k, rnd["sparsity"], {r: iterative[r].per_round[k] for r in exp.roles})
-            )
-        for stage, k, sparsity, outs in stages:
-            labels = {"seed": seed, "stage": stage, "round": k, "sparsity": sparsity}
-            v = outs["victim"]
-            attack_table += attack_rows(
-                v, [outs[r] for r in shadows], names=attacks, memscore=memscore, **labels
-            )
-            if stage == "dense":
-                summ = dense["victim"][1]
-                epochs, seconds = summ["epochs_run"], summ["seconds"]
-            elif stage == "one-shot":
-                epochs, seconds = (
-                    oneshot["victim"].summary["epochs"],
-                    oneshot["victim"].summary["seconds"],
-                )
-            else:
-                epochs, seconds = v_rounds[k]["epochs_run"], v_rounds[k]["seconds"]
+        dense, oneshot, iterative, layers = _train(exp, seed, bar)
+        layer_table += layers
+        for st in _stages(exp, dense, oneshot, iterative):
+            labels = {"seed": seed, "stage": st.stage, "round": st.round, "sparsity": st.sparsity}
+            v = st.outputs["victim"]
+            shadows = [st.outputs[r] for r in exp.roles[1:]]
+            attack_table += attack_rows(v, shadows, names=attacks, memscore=memscore, **labels)
             model_table.append(
                 {
                     **labels,
                     "train_acc": v.train_acc,
                     "test_acc": v.test_acc,
                     "chance": 1.0 / exp.pool.num_classes,
-                    "epochs": epochs,
-                    "seconds": seconds,
+                    "epochs": st.epochs,
+                    "seconds": st.seconds,
                 }
             )
     bar.close()

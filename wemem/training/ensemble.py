@@ -18,8 +18,9 @@ Unequal subset sizes (Bernoulli subsets, k-fold folds): together mode pads every
 the step count of the largest subset. Padding weighs zero in the loss and in BatchNorm statistics,
 and a member whose batch is all padding sits the step out: parameters, Adam moments and Adam step
 count stay put, as if the step did not exist. ``torch.optim.Adam`` has one step count, so the
-optimizer is :class:`StackedAdam`: while every member steps (every step, for equal-size subsets) it
-is torch.optim.Adam over the stacked tensors, i.e. K independent Adams (Adam is elementwise).
+optimizer is :class:`~wemem.training.stacked_adam.StackedAdam`: while every member steps (every
+step, for equal-size subsets) it is torch.optim.Adam over the stacked tensors, i.e. K independent
+Adams (Adam is elementwise).
 
 Dropout: ``vmap(randomness="different")``; each member draws its own masks (other masks than the
 sequential run, so with dropout the two runs agree in distribution, not in weights).
@@ -49,6 +50,7 @@ from tqdm.auto import tqdm
 
 from wemem.errors import ParamsError
 from wemem.training.loop import Batch, Hooks, TrainConfig, autocast, fit
+from wemem.training.stacked_adam import StackedAdam
 
 
 @dataclass(frozen=True)
@@ -81,59 +83,6 @@ def epoch_permutation(seed: int, member: int, epoch: int, n: int) -> torch.Tenso
 def _member_seed(seed: int, member: int) -> int:
     """The seed of member ``member``'s global RNG (dropout) in the sequential run."""
     return int(np.random.SeedSequence((seed, member)).generate_state(1, np.uint32)[0])
-
-
-class StackedAdam:
-    """``torch.optim.Adam`` (coupled weight decay) over (K, ...) tensors, one step count per member.
-
-    ``step(grads, active)`` updates member k only where ``active[k]``; the others keep parameters,
-    moments and step count, so each member follows exactly the Adam trajectory of its own steps.
-    """
-
-    betas = (0.9, 0.999)
-    eps = 1e-8
-
-    def __init__(self, params: list[torch.Tensor], *, lr: float, weight_decay: float) -> None:
-        self.params, self.lr, self.weight_decay = params, lr, weight_decay
-        self.exp_avg = [torch.zeros_like(p) for p in params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in params]
-        self.steps = np.zeros(params[0].shape[0], dtype=np.int64)
-
-    @torch.no_grad()
-    def step(self, grads: list[torch.Tensor], active: np.ndarray) -> None:
-        """One Adam step with ``grads`` (consumed) for the members where ``active`` ((K,) bool)."""
-        beta1, beta2 = self.betas
-        self.steps += active
-        t = np.maximum(self.steps, 1)
-        step_size = self.lr / (1 - beta1**t)
-        bc2_sqrt = np.sqrt(1 - beta2**t)
-        # vmap may hand back expanded (stride-0) gradients, which in-place ops refuse.
-        g = [x if x.is_contiguous() else x.contiguous() for x in grads]
-        if self.weight_decay:
-            torch._foreach_add_(g, self.params, alpha=self.weight_decay)
-        if active.all() and (self.steps == self.steps[0]).all():
-            # torch.optim.Adam's arithmetic (multi-tensor: few kernel launches), the gradient
-            # storage reused for the denominator (fresh (K, ...) temporaries are costly).
-            torch._foreach_lerp_(self.exp_avg, g, 1 - beta1)
-            torch._foreach_mul_(self.exp_avg_sq, beta2)
-            torch._foreach_addcmul_(self.exp_avg_sq, g, g, value=1 - beta2)
-            torch._foreach_copy_(g, self.exp_avg_sq)
-            torch._foreach_sqrt_(g)
-            torch._foreach_div_(g, float(bc2_sqrt[0]))
-            torch._foreach_add_(g, self.eps)
-            torch._foreach_addcdiv_(self.params, self.exp_avg, g, value=-float(step_size[0]))
-            return
-        device = self.params[0].device
-        keep = torch.as_tensor(active, device=device)
-        a = torch.as_tensor(step_size, dtype=torch.float32, device=device)
-        c = torch.as_tensor(bc2_sqrt, dtype=torch.float32, device=device)
-        for p, m, v, gp in zip(self.params, self.exp_avg, self.exp_avg_sq, g, strict=True):
-            shape = (-1,) + (1,) * (p.dim() - 1)
-            k = keep.view(shape)
-            m.copy_(torch.where(k, m.lerp(gp, 1 - beta1), m))
-            v.copy_(torch.where(k, v * beta2 + (1 - beta2) * gp * gp, v))
-            denom = v.sqrt() / c.view(shape) + self.eps
-            p.copy_(torch.where(k, p - a.view(shape) * m / denom, p))
 
 
 class _BatchStatNorm(nn.Module):

@@ -18,7 +18,6 @@ over samples.
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import time
 from collections.abc import Iterator
@@ -193,6 +192,85 @@ def _state_copy(model: nn.Module) -> dict:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+@dataclass
+class _Best:
+    """Early stopping on dev accuracy: the best epoch so far and the non-improving streak since."""
+
+    acc: float = -1.0
+    epoch: int = -1
+    bad: int = 0
+    state: dict | None = None
+
+    def update(self, model: nn.Module, dev_acc: float, epoch: int) -> None:
+        """Keep a checkpoint when dev accuracy strictly improves, else lengthen the streak."""
+        if dev_acc > self.acc:
+            self.acc, self.epoch, self.bad = dev_acc, epoch, 0
+            self.state = _state_copy(model)
+        else:
+            self.bad += 1
+
+
+def _skips_one_row(model: nn.Module) -> bool:
+    """Whether :func:`fit` skips one-row batches: for models with BatchNorm, which cannot normalise
+    a single sample (it fails on 1×1 feature maps and is noise on larger ones); sliding windows can
+    produce such a batch. Empty batches still run: DP-SGD's Poisson sampling makes noise-only
+    steps of them."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def _epoch_record(
+    epoch: int,
+    n_seen: int,
+    total: torch.Tensor,
+    dev_acc: float,
+    train_seconds: float,
+    *,
+    started: float,
+) -> dict:
+    """One entry of :attr:`FitResult.history`; ``started`` is the epoch's ``perf_counter`` start."""
+    return {
+        "epoch": epoch,
+        "n_train": n_seen,
+        "train_loss": float(total) / max(n_seen, 1),
+        "dev_acc": dev_acc,
+        "train_seconds": train_seconds,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _train_epoch(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    rows: torch.Tensor,
+    epoch: int,
+    *,
+    hooks: Hooks,
+    optimizers: dict[str, torch.optim.Optimizer],
+    batch_size: int,
+    generator: torch.Generator,
+    skip_one_row: bool,
+) -> tuple[torch.Tensor, int]:
+    """One epoch over ``rows`` (m,) as ``hooks`` batch them; returns the loss summed over the
+    trained rows (0-dim tensor on the device) and how many rows were trained."""
+    model.train()
+    total, n_seen = torch.zeros((), device=x.device), 0
+    for batch in hooks.batch_plan(epoch, rows, batch_size=batch_size, generator=generator):
+        if skip_one_row and len(batch.rows) == 1:
+            continue
+        opt = optimizers[batch.optimizer]
+        opt.zero_grad(set_to_none=True)
+        with autocast(x.device):
+            logits = model(x[batch.rows])
+        loss = hooks.loss(logits.float(), y[batch.rows], batch, epoch)
+        hooks.backward(loss, batch, epoch)
+        opt.step()
+        hooks.after_step(model, batch, epoch)
+        total += loss.detach() * len(batch.rows)
+        n_seen += len(batch.rows)
+    return total, n_seen
+
+
 def fit(
     model: nn.Module,
     x: torch.Tensor,
@@ -231,14 +309,11 @@ def fit(
         optimizers = hooks.make_optimizers(model, config)
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
-    # BatchNorm cannot normalise a single sample (it fails on 1×1 feature maps and is noise on
-    # larger ones): a one-row batch, which sliding windows can produce, is skipped for such models.
-    # (Empty batches still run: DP-SGD's Poisson sampling makes noise-only steps of them.)
-    skip_one_row = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    skip_one_row = _skips_one_row(model)
 
     t0 = time.perf_counter()
     try:
-        best_acc, best_epoch, bad, best_state = -1.0, -1, 0, None
+        best = _Best()
         history: list[dict] = []
         stop = "max_epochs"
         bar = tqdm(range(config.max_epochs), desc=desc, disable=not config.progress, leave=False)
@@ -249,60 +324,30 @@ def fit(
                 stop = hooks.empty_reason(epoch)
                 log.info("%s: stopping at epoch %d: %s", desc, epoch, stop)
                 break
-            model.train()
-            total, n_seen = torch.zeros((), device=device), 0
-            for batch in hooks.batch_plan(epoch, rows, batch_size=config.batch_size, generator=gen):
-                if skip_one_row and len(batch.rows) == 1:
-                    continue
-                opt = optimizers[batch.optimizer]
-                opt.zero_grad(set_to_none=True)
-                with autocast(device):
-                    logits = model(x[batch.rows])
-                loss = hooks.loss(logits.float(), y[batch.rows], batch, epoch)
-                hooks.backward(loss, batch, epoch)
-                opt.step()
-                hooks.after_step(model, batch, epoch)
-                total += loss.detach() * len(batch.rows)
-                n_seen += len(batch.rows)
+            total, n_seen = _train_epoch(
+                model, x, y, rows, epoch, hooks=hooks, optimizers=optimizers,
+                batch_size=config.batch_size, generator=gen, skip_one_row=skip_one_row,
+            )  # fmt: skip
             train_seconds = time.perf_counter() - te
             dev_acc = accuracy(model, x, y, dev_rows, batch_size=config.eval_batch_size)
-            improved = dev_acc > best_acc
-            if improved:
-                best_acc, best_epoch, bad = dev_acc, epoch, 0
-                best_state = _state_copy(model)
-            else:
-                bad += 1
-            history.append(
-                {
-                    "epoch": epoch,
-                    "n_train": n_seen,
-                    "train_loss": float(total) / max(n_seen, 1),
-                    "dev_acc": dev_acc,
-                    "train_seconds": train_seconds,
-                    "seconds": time.perf_counter() - te,
-                }
-            )
+            best.update(model, dev_acc, epoch)
+            history.append(_epoch_record(epoch, n_seen, total, dev_acc, train_seconds, started=te))
             bar.set_postfix(dev=f"{dev_acc:.3f}")
-            if bad > config.patience:
-                stop = f"early stop: dev accuracy did not improve for {bad} epochs"
+            if best.bad > config.patience:
+                stop = f"early stop: dev accuracy did not improve for {best.bad} epochs"
                 break
     finally:
         hooks.unbind(model)
     result = FitResult(
-        best_dev_acc=best_acc,
-        best_epoch=best_epoch,
+        best_dev_acc=best.acc,
+        best_epoch=best.epoch,
         epochs_run=len(history),
         stop_reason=stop,
         seconds=time.perf_counter() - t0,
         history=history,
-        best_state=best_state,
+        best_state=best.state,
     )
     return result, optimizers
-
-
-def clone_model(model: nn.Module) -> nn.Module:
-    """A deep copy (used to keep a dense model while pruning another copy)."""
-    return copy.deepcopy(model)
 
 
 def set_threads(threads: int) -> None:

@@ -1,0 +1,119 @@
+"""Typed defense configurations: which defense, with which settings, shown under which labels.
+
+A :class:`DefenseConfig` is one point of a defense sweep: the defense's official name, its own
+settings (they enter the cache key: window ``width``/``step``, ``tau``, ``lambda_r``, a baseline's
+β/θ/α/σ) and the labels a table shows for it (``setting``, ``method``, ``order``,
+``width_fraction``, ``step_size``, ``pruning`` …). :data:`BASE` is the undefended Base.
+
+The window grid of RSW and SWMR (Fig. 5/6) is a pure function of the class size n_c
+(:func:`window_grid`), so a planner with no data computes the same grid as a notebook with data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from wemem.defenses.primitives import window_rule
+from wemem.errors import ParamsError
+
+
+@dataclass(frozen=True)
+class DefenseConfig:
+    """One defense setting of a sweep.
+
+    Attributes:
+        name: the defense's official name (``base``, ``rsw_l2h``, ``rmr``, ``swmr_h2l``, ``ppb`` …).
+        settings: the defense's own settings, passed to it as keywords (they enter the cache key).
+        labels: table columns for this setting; ``setting`` (its display name) is always there.
+    """
+
+    name: str
+    settings: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    labels: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        # copies, in their given order (the order of a table's columns)
+        object.__setattr__(self, "settings", dict(self.settings))
+        object.__setattr__(self, "labels", dict(self.labels))
+
+    @property
+    def setting(self) -> str:
+        """The display name of this setting (``labels["setting"]``), e.g. ``RSW(L→H) w=9 s=1``."""
+        return self.labels["setting"]
+
+    @property
+    def method(self) -> str:
+        """The method column (``RSW``, ``RMR``, ``SWMR``, ``PPB`` …; ``""`` when unlabelled)."""
+        return self.labels.get("method", "")
+
+    @property
+    def one_shot(self) -> bool:
+        """Pruned once to the final rate instead of iteratively (``labels["pruning"]``)."""
+        return self.labels.get("pruning") == "one-shot"
+
+    def relabel(self, **labels: Any) -> DefenseConfig:
+        """The same defense and settings with ``labels`` added or replaced (order kept)."""
+        return replace(self, labels={**self.labels, **labels})
+
+
+#: Base: early stopping + L2, no defense.
+BASE = DefenseConfig(
+    "base", {}, {"setting": "Base", "method": "Base", "order": "", "width": 0, "step": 0}
+)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One sliding window of RSW/SWMR: ``width`` w and ``step`` s (samples per class),
+    ``width_fraction`` w/n_c and ``step_size`` ``"small"`` or ``"large"``."""
+
+    width: int
+    step: int
+    width_fraction: float
+    step_size: str
+
+
+def window_grid(
+    n_c: float,
+    *,
+    widths: Sequence[int] = (),
+    steps: Sequence[int] = (),
+    fractions: Sequence[float] = (2 / 3, 4 / 9, 2 / 9),
+) -> list[Window]:
+    """The window grid for class size ``n_c`` (members per class, averaged over classes).
+
+    Explicit ``widths`` × ``steps`` (the paper's settings table, spec §2.4): widths from the widest,
+    each with its steps from the smallest (the smallest step is ``small``, the others ``large``).
+    When ``widths`` is empty, the paper's rule (spec §2.2, :func:`~wemem.defenses.primitives.window_rule`
+    on round(n_c)): w ≈ fraction·n_c for each of ``fractions``, each with the small step
+    s ≈ (n_c − w_min)/40 and then the large one s ≈ (n_c − w_min)/20.
+    """
+    if widths:
+        ordered = sorted(steps)
+        return [
+            Window(int(w), int(s), w / n_c, "small" if s == ordered[0] else "large")
+            for w in sorted(widths, reverse=True)
+            for s in ordered
+        ]
+    grid = []
+    for f in fractions:
+        width, s_large, s_small = window_rule(round(n_c), fraction=f)
+        grid += [Window(width, s_small, f, "small"), Window(width, s_large, f, "large")]
+    return grid
+
+
+def headline_window(grid: Sequence[Window]) -> Window:
+    """The paper's headline window: the smallest width with the small step (spec §1, §8.2: RSW(L→H)
+    and SWMR(H→L) of Fig. 7–9 and the random-order ablation use it). Among equal widths (a rounded
+    rule on a small class), the last in grid order, i.e. the smallest fraction."""
+    narrowest = min((w.width for w in grid), default=None)
+    pick = [w for w in grid if w.width == narrowest and w.step_size == "small"]
+    if not pick:
+        found = ", ".join(f"w={w.width} s={w.step} ({w.step_size})" for w in grid) or "none"
+        raise ParamsError(
+            f"window grid: no window of the smallest width with the small step (the headline "
+            f"window); windows: {found}"
+        )
+    return pick[-1]

@@ -1,0 +1,214 @@
+"""The training stages of one model, cached: dense training, and pruning resumable per round.
+
+:func:`train_dense` trains a role's dense (original) model with Base and early stopping;
+:func:`prune` prunes it iteratively (or one-shot) with a defense's hooks, writing a resume point
+after every finished round (:class:`ResumePoints`) so a killed run continues where it stopped.
+Both read and write the experiment's cache under the keys of :mod:`wemem.experiment.keys`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from torch import nn
+
+from wemem.cache import Cache, payload_type
+from wemem.data import ModelSplit, Pool
+from wemem.experiment.outputs import ModelOutputs, PrunedRun
+from wemem.params import Settings
+from wemem.pruning import prune_and_finetune
+from wemem.training.loop import FitResult, Hooks, TrainConfig, fit
+
+log = logging.getLogger(__name__)
+
+# a resume point holds every finished round's fit result (wemem.pruning.prune_and_finetune)
+payload_type(FitResult)
+
+
+class Replicate(Protocol):
+    """What the stages use of an experiment (:class:`wemem.experiment.replicate.Experiment`)."""
+
+    settings: Settings
+    pool: Pool
+    cache: Cache
+
+    def split(self, role: str) -> ModelSplit: ...
+
+    def new_model(self, role: str) -> nn.Module: ...
+
+    def train_config(self, role: str, *, max_epochs: int) -> TrainConfig: ...
+
+    def dense_spec(self, role: str) -> dict: ...
+
+    def pruned_spec(
+        self,
+        role: str,
+        one_shot: bool = False,
+        approach: str | None = None,
+        rate: float | None = None,
+        defense: str = "base",
+        defense_spec: dict | None = None,
+    ) -> dict: ...
+
+    def dense(self, role: str) -> tuple[nn.Module, dict, ModelOutputs]: ...
+
+    def outputs(self, model: nn.Module, role: str) -> ModelOutputs: ...
+
+
+def train_dense(exp: Replicate, role: str) -> tuple[nn.Module, dict, ModelOutputs]:
+    """The role's dense model (trained with Base and early stopping, or from the cache), its
+    training summary and its outputs."""
+    spec = exp.dense_spec(role)
+
+    def compute() -> dict:
+        s, sp = exp.settings, exp.split(role)
+        model = exp.new_model(role)
+        res, _ = fit(
+            model,
+            exp.pool.x,
+            exp.pool.y,
+            sp.train,
+            sp.dev,
+            config=exp.train_config(role, max_epochs=s.max_epochs),
+            desc=f"{role} dense",
+        )
+        model.load_state_dict(res.best_state)
+        state = {k: v.cpu() for k, v in model.state_dict().items()}
+        return {"state": state, "summary": res.summary(), "outputs": exp.outputs(model, role)}
+
+    entry, hit = exp.cache.get_or_compute("dense", spec, compute)
+    model = exp.new_model(role)
+    model.load_state_dict(entry["state"])
+    log.info("%s dense model (%s)", role, "cache" if hit else "trained")
+    return model, entry["summary"], entry["outputs"]
+
+
+class ResumePoints:
+    """The resume points of one pruning run: one ``round`` entry per finished round, never
+    overwritten (a kill while one is written leaves the previous one intact), each holding the
+    state :func:`~wemem.pruning.prune_and_finetune` resumes from plus the rounds' outputs."""
+
+    def __init__(self, cache: Cache, pruned_key: str, rounds: int) -> None:
+        self.cache, self.owner = cache, pruned_key
+        self.keys = [cache.key("round", {"pruned": pruned_key, "round": k}) for k in range(rounds)]
+
+    def save(self, state: dict, per_round: list[ModelOutputs]) -> None:
+        entry = {**state, "per_round": list(per_round)}
+        self.cache.save("round", self.keys[state["round"]], entry, {"pruned": self.owner})
+
+    def latest(self) -> dict | None:
+        """The last readable resume point, or ``None``."""
+        for key in reversed(self.keys):
+            if self.cache.contains("round", key):
+                entry = self.cache.load("round", key)
+                if entry is not None:
+                    return entry
+        return None
+
+    def drop(self) -> None:
+        """Remove them all (the finished run supersedes them)."""
+        for key in self.keys:
+            self.cache.drop("round", key)
+
+
+def prune(
+    exp: Replicate,
+    role: str,
+    *,
+    one_shot: bool = False,
+    approach: str | None = None,
+    rate: float | None = None,
+    defense: str = "base",
+    hooks_factory: Callable[[], Hooks] = Hooks,
+    defense_spec: dict | None = None,
+    defense_report: Callable[[], dict] | None = None,
+    use_cache: bool = True,
+) -> PrunedRun:
+    """Prune the role's dense model iteratively (or one-shot) with a defense, cached (see
+    :meth:`wemem.experiment.replicate.Experiment.pruned`)."""
+    s = exp.settings
+    approach = approach or s.pruning_approach
+    rate = s.pruning_rate if rate is None else rate
+    rounds = 1 if one_shot else s.pruning_rounds
+    spec = exp.pruned_spec(role, one_shot, approach, rate, defense, defense_spec)
+    key = exp.cache.key("pruned", spec)
+    points = ResumePoints(exp.cache, key, rounds)
+
+    def compute() -> dict:
+        return _prune_run(
+            exp,
+            role,
+            one_shot=one_shot,
+            approach=approach,
+            rate=rate,
+            hooks_factory=hooks_factory,
+            defense_report=defense_report,
+            points=points,
+            resume=use_cache,
+        )
+
+    if use_cache:
+        entry, hit = exp.cache.get_or_compute("pruned", spec, compute)
+    else:
+        entry, hit = compute(), False
+        exp.cache.save("pruned", key, entry, spec)
+    points.drop()
+    log.info("%s pruned model (%s)", role, "cache" if hit else "trained")
+    return PrunedRun(
+        final=entry["final"],
+        per_round=entry["per_round"],
+        summary=entry["summary"],
+        state=entry["state"],
+    )
+
+
+def _prune_run(
+    exp: Replicate,
+    role: str,
+    *,
+    one_shot: bool,
+    approach: str,
+    rate: float,
+    hooks_factory: Callable[[], Hooks],
+    defense_report: Callable[[], dict] | None,
+    points: ResumePoints,
+    resume: bool,
+) -> dict:
+    """One pruning run from the dense model (continued from its latest resume point when
+    ``resume``): the pruned state, summary, final and per-round outputs."""
+    s = exp.settings
+    rounds = 1 if one_shot else s.pruning_rounds
+    ft = exp.train_config(role, max_epochs=s.finetune_epochs)
+    model, _, _ = exp.dense(role)
+    sp = exp.split(role)
+    point = points.latest() if resume else None
+    per_round: list[ModelOutputs] = point.pop("per_round") if point is not None else []
+    res = prune_and_finetune(
+        model,
+        exp.pool.x,
+        exp.pool.y,
+        sp.train,
+        sp.dev,
+        arch=s.arch,
+        approach=approach,
+        rate=rate,
+        rounds=rounds,
+        config=ft,
+        hooks_factory=hooks_factory,
+        on_round_end=lambda k, m: per_round.append(exp.outputs(m, role)),
+        checkpoint=lambda st: points.save(st, per_round),
+        resume=point,
+        desc=f"{role} {'one-shot' if one_shot else 'iterative'}",
+    )
+    state = {k: v.cpu() for k, v in model.state_dict().items()}
+    summary = res.summary()
+    if defense_report is not None:
+        summary["defense"] = defense_report()
+    return {
+        "state": state,
+        "summary": summary,
+        "final": exp.outputs(model, role),
+        "per_round": list(per_round),
+    }
