@@ -71,7 +71,7 @@ def test_bad_norm_names_field_value_and_choices():
 def test_norm_enters_the_dense_key_only_when_it_changes_the_model(tmp_path):
     def spec(**kw):
         s = params.validate({**TINY_CNN, "cache_dir": str(tmp_path), **kw})
-        return Experiment(s, seed=0)._dense_spec("victim")
+        return Experiment(s, seed=0).dense_spec("victim")
 
     assert "norm" not in spec() and spec(norm="group")["norm"] == "group"
     assert "norm" not in spec(arch="fc", norm="group")  # the FC model is the same either way

@@ -125,8 +125,6 @@ class Experiment:
             role_index=self._role_index(role),
         )
 
-    _dense_spec = dense_spec  # the name tests/test_models_norm.py uses
-
     def pruned_spec(
         self,
         role: str,

@@ -24,7 +24,7 @@ from wemem.batch.execution import run_notebook
 from wemem.batch.runner import reproduce
 from wemem.errors import ParamsError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
 NOTEBOOKS = FIXTURES / "notebooks"
 PARAMS = FIXTURES / "params"

@@ -15,7 +15,7 @@ from wemem import cli
 from wemem.batch import discovery, manifest, manifest_sync, navigation
 from wemem.errors import ParamsError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_manifest_lists_every_run_of_every_profile_in_order():

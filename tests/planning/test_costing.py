@@ -14,7 +14,7 @@ from wemem.planning import costing
 from wemem.planning.jobs import Job
 from wemem.planning.workload import PLANNERS, plan_run
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS, PARAMS = ROOT / "notebooks", ROOT / "params"
 PROFILES = sorted(p.name for p in PARAMS.iterdir() if p.is_dir())
 

@@ -173,7 +173,7 @@ def _executed_notebook(path: Path) -> Path:
 
 def _artifacts(tmp_path: Path) -> Path:
     if os.environ.get("WEMEM_ARTIFACTS"):
-        folder = Path(__file__).resolve().parents[1] / "outputs" / "test-artifacts"
+        folder = Path(__file__).resolve().parents[2] / "outputs" / "test-artifacts"
     else:
         folder = tmp_path / "artifacts"
     folder.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from wemem import cli
 from wemem.batch import discovery, fingerprint, runner
 from wemem.errors import ParamsError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "tests" / "fixtures" / "notebooks"
 
 

@@ -24,7 +24,7 @@ from wemem.planning.replicate import PlanReplicate
 from wemem.planning.workload import notebook_defaults, planned_entries
 from wemem.studies import sweeps
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS, PARAMS = ROOT / "notebooks", ROOT / "params"
 
 

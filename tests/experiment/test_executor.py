@@ -16,7 +16,7 @@ from wemem.batch import runner
 from wemem.errors import ParamsError
 from wemem.experiment import executor
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_executor_name_is_checked(monkeypatch):
