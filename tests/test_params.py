@@ -44,13 +44,6 @@ def test_settings_from_namespace_ignores_other_names():
     assert s.dataset == "digits" and s.arch == "resnet18" and s.profile == "tiny"
 
 
-def test_digest_depends_on_named_fields_only():
-    a = params.validate({"lr": 0.1})
-    b = params.validate({"lr": 0.1, "threads": 2})
-    assert a.digest("lr", "dataset") == b.digest("lr", "dataset")
-    assert a.digest() != b.digest()
-
-
 def test_load_params_file_rejects_non_mapping(tmp_path):
     p = tmp_path / "x.yaml"
     p.write_text("- 1\n- 2\n")

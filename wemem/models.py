@@ -35,10 +35,10 @@ import torch
 from torch import nn
 
 from wemem.errors import ParamsError
+from wemem.names import ARCH_NAMES, NORMS
 
-ARCHITECTURES: tuple[str, ...] = ("resnet18", "vgg16bn", "densenet121", "fc")
+ARCHITECTURES: tuple[str, ...] = ARCH_NAMES
 #: normalization layers of the CNNs: the paper's BatchNorm, or GroupNorm for DP-SGD
-NORMS: tuple[str, ...] = ("batch", "group")
 
 _VGG16_CONFIG: tuple[int | str, ...] = (
     64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M",

@@ -77,6 +77,29 @@ PRUNING_APPROACHES: dict[str, Name] = {
 }
 
 
+#: Code names of the datasets: the paper's six and the two offline ones (the loaders and their
+#: sizes are in :mod:`wemem.data.registry`, whose table has exactly these keys).
+DATASETS: tuple[str, ...] = (
+    "cifar10",
+    "cifar100",
+    "cinic10",
+    "texas100",
+    "location30",
+    "purchase100",
+    "digits",
+    "synthetic",
+)
+
+#: Code names of the architectures and pruning approaches (the keys of the tables above).
+ARCH_NAMES: tuple[str, ...] = tuple(ARCHITECTURES)
+APPROACHES: tuple[str, ...] = tuple(PRUNING_APPROACHES)
+#: Normalization layers of the CNNs: the paper's BatchNorm, or GroupNorm for DP-SGD.
+NORMS: tuple[str, ...] = ("batch", "group")
+#: How a pool's mem-scores are obtained: Feldman–Zhang subsampling, the k-fold proxy, or the
+#: authors' released files (spec §3).
+MEMSCORE_METHODS: tuple[str, ...] = ("fz", "kfold", "released")
+
+
 def label(code: str) -> str:
     """Display label of a defense, attack, architecture or pruning approach code name."""
     for table in (DEFENSES, ATTACKS, ARCHITECTURES, PRUNING_APPROACHES):

@@ -9,8 +9,6 @@ naming the key, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,21 +17,10 @@ from typing import Any
 import yaml
 
 from wemem.errors import ParamsError
+from wemem.names import APPROACHES, ARCH_NAMES, DATASETS, MEMSCORE_METHODS, NORMS
 
 PROFILES = ("cpu", "tiny", "paper")
-DATASET_NAMES = (
-    "cifar10",
-    "cifar100",
-    "cinic10",
-    "texas100",
-    "location30",
-    "purchase100",
-    "digits",
-    "synthetic",
-)
-ARCH_NAMES = ("resnet18", "vgg16bn", "densenet121", "fc")
-NORMS = ("batch", "group")
-APPROACHES = ("l1_unstructured", "l1_structured", "l2_structured")
+DATASET_NAMES = DATASETS
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -84,7 +71,7 @@ class Settings:
     pruning_rounds: int = field(default=5, metadata=_range(1, 100))
     finetune_epochs: int = field(default=21, metadata=_range(1, 10_000))
     # memorization scores (spec §3): estimator and its budget
-    memscore_method: str = field(default="fz", metadata=_choice("fz", "kfold", "released"))
+    memscore_method: str = field(default="fz", metadata=_choice(*MEMSCORE_METHODS))
     memscore_models: int = field(default=16, metadata=_range(2, 100_000))
     memscore_ratio: float = field(default=0.7, metadata=_range(0.0, 0.99, lo_open=True))
     memscore_epochs: int = field(default=20, metadata=_range(1, 10_000))
@@ -95,12 +82,6 @@ class Settings:
         out["seeds"] = list(self.seeds)
         out["data_options"] = dict(self.data_options)
         return out
-
-    def digest(self, *keys: str) -> str:
-        """sha256 of the named fields (all fields when none are named)."""
-        d = self.to_dict()
-        sub = {k: d[k] for k in (keys or sorted(d))}
-        return hashlib.sha256(json.dumps(sub, sort_keys=True).encode()).hexdigest()
 
 
 FIELDS: dict[str, dataclasses.Field] = {f.name: f for f in dataclasses.fields(Settings)}

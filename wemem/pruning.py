@@ -28,11 +28,10 @@ from torch import nn
 from torch.nn.utils import prune
 
 from wemem.errors import ParamsError
+from wemem.names import APPROACHES
 from wemem.training.loop import FitResult, Hooks, TrainConfig, fit
 
 log = logging.getLogger(__name__)
-
-APPROACHES = ("l1_unstructured", "l1_structured", "l2_structured")
 
 
 def schedule(p: float, rounds: int = 5) -> list[float]:

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import json
 from functools import cache
 from pathlib import Path
 
 import nbformat
+
+from wemem.io import digest
 
 PACKAGE = Path(__file__).resolve().parents[1]
 
@@ -32,7 +33,7 @@ def notebook_digest(path: Path) -> str:
     cells = [
         [c.cell_type, c.source, sorted(c.get("metadata", {}).get("tags", []))] for c in nb.cells
     ]
-    return hashlib.sha256(json.dumps(cells, ensure_ascii=False).encode()).hexdigest()
+    return digest(cells)
 
 
 def _module_file(name: str) -> Path | None:
@@ -141,4 +142,4 @@ def run_fingerprint(spec, upstream: list[str] | None = None) -> str:
         "code": code_digest(modules),
         "upstream": sorted(upstream or []),
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    return digest(payload)

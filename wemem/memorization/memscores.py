@@ -34,11 +34,12 @@ from wemem.memorization.estimators import (
 from wemem.memorization.released import load_released
 from wemem.memorization.tau import normalize_minmax
 from wemem.models import norm_key_part
+from wemem.names import MEMSCORE_METHODS
 from wemem.training.ensemble import EnsembleConfig, train_ensemble
 
 log = logging.getLogger(__name__)
 
-METHODS = ("fz", "kfold", "released")
+METHODS = MEMSCORE_METHODS
 
 
 @payload_type
