@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from wemem import params
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -33,3 +37,16 @@ TINY = {
 def tiny_settings(tmp_path) -> params.Settings:
     """A few-second synthetic setting with its own cache folder."""
     return params.validate({**TINY, "cache_dir": str(tmp_path / "cache")})
+
+
+@pytest.fixture(scope="session")
+def tiny_batch(tmp_path_factory, _isolated_env):
+    """``wemem reproduce --profile tiny`` of every notebook, once per test session: the outputs
+    folder and the runner's results (the notebooks' tests and the plan-vs-cache test read it)."""
+    from wemem.batch import runner
+
+    out = tmp_path_factory.mktemp("outputs")
+    results = runner.reproduce(
+        "tiny", outputs_root=out, notebooks_dir=ROOT / "notebooks", params_dir=ROOT / "params"
+    )
+    return out, results

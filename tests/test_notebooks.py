@@ -118,15 +118,6 @@ def test_every_notebook_has_promises():
     assert {p.stem for p in NOTEBOOKS} == set(PROMISES)
 
 
-@pytest.fixture(scope="module")
-def tiny_batch(tmp_path_factory):
-    out = tmp_path_factory.mktemp("outputs")
-    results = runner.reproduce(
-        "tiny", outputs_root=out, notebooks_dir=ROOT / "notebooks", params_dir=ROOT / "params"
-    )
-    return out, results
-
-
 def test_tiny_profile_runs_every_notebook(tiny_batch):
     out, results = tiny_batch
     assert sorted(r["stem"] for r in results) == [p.stem for p in NOTEBOOKS]

@@ -1,20 +1,21 @@
 """The planner calls the science code: its cache entries are the ones a real run uses.
 
-A tiny run of notebook 06 (Base, PPB, RelaxLoss, ADV, DP and the WeMem methods at the headline
-window and a quantile τ) logs every cache entry it loads or saves; the plan of the same run must
-list exactly those entries (specs compared with the data digests replaced by placeholders).
+The session's tiny batch (every notebook, tests/conftest.py) logs every cache entry each run loads
+or saves; the plan of each run must list exactly those entries (specs compared with the data
+digests replaced by placeholders). Notebook 06 covers Base, PPB, RelaxLoss, ADV, DP and the WeMem
+methods at the headline window and a quantile τ.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
 import yaml
 
-from wemem.batch import runner
 from wemem.defenses.config import headline_window, window_grid
 from wemem.experiment import keys
 from wemem.planning import verify
@@ -33,15 +34,22 @@ def _tiny(stem: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def tiny_06(tmp_path_factory):
-    """``wemem reproduce --profile tiny --only 06_*`` on an empty cache of its own."""
-    out, cache = tmp_path_factory.mktemp("outputs"), tmp_path_factory.mktemp("cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("WEMEM_CACHE", str(cache))  # the kernel inherits it
-        runner.reproduce(
-            "tiny", only="06_*", outputs_root=out, notebooks_dir=NOTEBOOKS, params_dir=PARAMS
+def tiny_06(tiny_batch):
+    """Notebook 06's run of the session's tiny batch, and the session's cache."""
+    out, _ = tiny_batch
+    return out / "06_baselines" / "tiny", Path(os.environ["WEMEM_CACHE"])
+
+
+def test_every_run_of_the_tiny_batch_used_exactly_its_plan(tiny_batch):
+    out, _ = tiny_batch
+    runs = verify.run_dirs(out, "tiny")
+    assert len(runs) == 13
+    for run_dir in runs:
+        result = verify.compare_run(
+            run_dir, cache_root=Path(os.environ["WEMEM_CACHE"]), notebooks_dir=NOTEBOOKS
         )
-    return out / "06_baselines" / "tiny", cache
+        if result.stem not in verify.APPROXIMATE:
+            assert result.equal, "\n".join(result.lines())
 
 
 def test_the_plan_lists_exactly_the_entries_the_run_used(tiny_06):
