@@ -149,43 +149,10 @@ class Experiment:
         )
 
     # ---- stages ------------------------------------------------------------------------------
-    def dense(self, role: str) -> tuple[nn.Module, dict, ModelOutputs]:
-        """The role's dense (original) model, trained with Base and early stopping, cached."""
-        return stages.train_dense(self, role)
-
-    def pruned(
-        self,
-        role: str,
-        *,
-        one_shot: bool = False,
-        approach: str | None = None,
-        rate: float | None = None,
-        defense: str = "base",
-        hooks_factory: Callable[[], Hooks] = Hooks,
-        defense_spec: dict | None = None,
-        defense_report: Callable[[], dict] | None = None,
-        use_cache: bool = True,
-    ) -> PrunedRun:
-        """Prune the role's dense model iteratively (or one-shot) with a defense, cached.
-
-        ``defense``/``defense_spec`` name the defense and exactly its settings; they enter the cache
-        key, and ``hooks_factory`` builds its training hooks (Base by default).
-        ``defense_report()`` (optional) is called after pruning; its dict is stored in the summary
-        under ``"defense"`` (e.g. DP-SGD's ε). ``use_cache=False`` retrains and overwrites the
-        entry (the time-cost notebook measures uncached runs).
-        """
-        return stages.prune(
-            self,
-            role,
-            one_shot=one_shot,
-            approach=approach,
-            rate=rate,
-            defense=defense,
-            hooks_factory=hooks_factory,
-            defense_spec=defense_spec,
-            defense_report=defense_report,
-            use_cache=use_cache,
-        )
+    #: The role's dense model, its training summary and outputs (:func:`stages.train_dense`).
+    dense = stages.train_dense
+    #: Prune the role's dense model with a defense, cached and resumable (:func:`stages.prune`).
+    pruned = stages.prune
 
     def memscores(self) -> wmemscores.MemScoreResult:
         """Mem-scores of the training pool (:func:`wemem.memorization.memscores.compute`, cached)."""

@@ -126,8 +126,15 @@ def prune(
     defense_report: Callable[[], dict] | None = None,
     use_cache: bool = True,
 ) -> PrunedRun:
-    """Prune the role's dense model iteratively (or one-shot) with a defense, cached (see
-    :meth:`wemem.experiment.replicate.Experiment.pruned`)."""
+    """Prune the role's dense model iteratively (or one-shot) with a defense, cached
+    (``Experiment.pruned`` is this function as a method).
+
+    ``defense``/``defense_spec`` name the defense and exactly its settings; they enter the cache
+    key, and ``hooks_factory`` builds its training hooks (Base by default). ``defense_report()``
+    (optional) is called after pruning; its dict is stored in the summary under ``"defense"``
+    (e.g. DP-SGD's ε). ``use_cache=False`` retrains and overwrites the entry (the time-cost
+    notebook measures uncached runs).
+    """
     s = exp.settings
     approach = approach or s.pruning_approach
     rate = s.pruning_rate if rate is None else rate
