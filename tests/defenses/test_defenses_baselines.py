@@ -167,6 +167,77 @@ def test_adv_inference_model_persists_across_rounds():
     assert made[0]._adversary is made[1]._adversary is not None
 
 
+@pytest.mark.parametrize("epochs", [1, 3])
+def test_adv_official_takes_k_attack_steps_and_one_classifier_step_per_epoch(epochs):
+    model, x, y = _tiny()
+    hooks = ADVHooks(theta=2.0, mode="official")  # k_attack = 7, the official count
+    config = TrainConfig(batch_size=10, max_epochs=epochs, patience=10)
+    result, _ = fit(model, x, y, torch.arange(40), torch.arange(40, 60), config=config, hooks=hooks)
+    assert hooks.counts == {"classifier": epochs, "attack": 7 * epochs}
+    assert [h["n_train"] for h in result.history] == [10] * epochs  # one batch of B rows an epoch
+
+
+def test_adv_official_epoch_is_one_batch_of_distinct_training_rows():
+    model, x, y = _tiny()
+    hooks = ADVHooks(theta=2.0, mode="official")
+    train = torch.arange(40)
+    hooks.bind(model, x, y, train, torch.arange(40, 60))
+    plan = list(hooks.batch_plan(0, train, batch_size=10, generator=torch.Generator()))
+    assert len(plan) == 1 and len(plan[0].rows) == 10
+    assert len(set(plan[0].rows.tolist())) == 10 and plan[0].rows.max() < 40
+
+
+def test_adv_nasr_mode_is_the_default_and_unchanged():
+    model, x, y = _tiny()
+    hooks = ADVHooks(theta=2.0, k_attack=3, mode="nasr")
+    assert ADVHooks(theta=2.0).mode == "nasr"
+    config = TrainConfig(batch_size=10, max_epochs=2, patience=10)
+    result, _ = fit(model, x, y, torch.arange(40), torch.arange(40, 60), config=config, hooks=hooks)
+    assert hooks.counts == {"classifier": 8, "attack": 24}
+    assert [h["n_train"] for h in result.history] == [40, 40]
+
+
+def _attack_grads(theta: float, mode: str) -> list[torch.Tensor]:
+    """Gradients of the inference model after one attack step from a fixed state and batch."""
+    model, x, y = _tiny()
+    torch.manual_seed(0)
+    hooks = ADVHooks(theta=theta, k_attack=1, mode=mode)
+    hooks.bind(model, x, y, torch.arange(40), torch.arange(40, 60))
+    hooks.make_optimizers(model, TrainConfig())
+    adversary = hooks._ensure_adversary(3)
+    torch.manual_seed(1)  # the same member and reference batches, the same dropout
+    hooks._attack_step(adversary, 8)
+    return [p.grad.clone() for p in adversary.model.parameters()]
+
+
+def test_adv_official_scales_the_attack_loss_by_theta_and_nasr_does_not():
+    one, two = _attack_grads(1.0, "official"), _attack_grads(2.0, "official")
+    assert any(g.abs().sum() > 0 for g in one)
+    for g1, g2 in zip(one, two, strict=True):
+        assert torch.allclose(g2, 2.0 * g1, rtol=1e-5, atol=1e-8)
+    for g1, g2 in zip(_attack_grads(1.0, "nasr"), _attack_grads(2.0, "nasr"), strict=True):
+        assert torch.equal(g1, g2)
+    for g1, g2 in zip(one, _attack_grads(1.0, "nasr"), strict=True):
+        assert torch.equal(g1, g2)  # θ = 1: both modes take the same step
+
+
+def test_adv_official_classifier_loss_is_ce_plus_theta_log_membership():
+    model, x, y = _tiny()
+    hooks = ADVHooks(theta=2.0, mode="official")
+    train, dev = torch.arange(40), torch.arange(40, 60)
+    hooks.bind(model, x, y, train, dev)
+    hooks.make_optimizers(model, TrainConfig())
+    batch = next(hooks.batch_plan(0, train, batch_size=8, generator=torch.Generator()))
+    model.eval()
+    logits = model(x[batch.rows])
+    got = hooks.loss(logits, y[batch.rows], batch, 0)
+    assert hooks.counts["attack"] == 7
+    h = hooks._adversary.model.eval()
+    feats = torch.cat([F.softmax(logits, 1), F.one_hot(y[batch.rows], 3).float()], 1)
+    want = F.cross_entropy(logits, y[batch.rows]) + 2.0 * F.log_softmax(h(feats), 1)[:, 1].mean()
+    assert got.item() == pytest.approx(want.item(), rel=1e-6)
+
+
 # --- validation and end to end ------------------------------------------------------------------
 
 
@@ -179,6 +250,8 @@ def test_adv_inference_model_persists_across_rounds():
         lambda: ADVHooks(theta=1.0, k_attack=0),
         lambda: ADVHooks(theta=1.0, reference="test"),
         lambda: ADVHooks(theta=True),
+        lambda: ADVHooks(theta=1.0, mode="paper"),
+        lambda: ADVHooks(theta=1.0, mode="official", attack_every=2),
     ],
 )
 def test_bad_settings_raise_params_error(make):
@@ -192,8 +265,9 @@ def test_bad_settings_raise_params_error(make):
         lambda: PPBHooks(beta=4.0),
         lambda: RelaxLossHooks(alpha=1.0),
         lambda: ADVHooks(theta=2.0, k_attack=2),
+        lambda: ADVHooks(theta=2.0, k_attack=2, mode="official"),
     ],
-    ids=["ppb", "relaxloss", "adv"],
+    ids=["ppb", "relaxloss", "adv", "adv_official"],
 )
 def test_baselines_run_through_prune_and_finetune(factory):
     model, x, y = _tiny(n=90)

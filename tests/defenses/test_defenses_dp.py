@@ -8,7 +8,7 @@ from opacus.accountants import RDPAccountant
 from torch import nn
 from torch.nn.utils import prune
 
-from wemem.defenses.dp import DPSGDHooks, dp_epsilon, make_private_compatible
+from wemem.defenses.dp import DPSGDHooks, default_delta, dp_epsilon, make_private_compatible
 from wemem.errors import ParamsError
 from wemem.models import build_model
 from wemem.pruning import layer_sparsity, prunable_modules, prune_and_finetune
@@ -130,14 +130,14 @@ def _fc(d=10, c=4):
     return build_model("fc", num_classes=c, in_features=d, width=0.125, seed=0)
 
 
-def test_hooks_epsilon_is_the_accounted_history_and_delta_defaults_to_one_over_n():
+def test_hooks_epsilon_is_the_accounted_history_and_delta_defaults_to_1e_5():
     x, y = _data()
     hooks = DPSGDHooks(noise_multiplier=1.0, lr=0.05)
     config = TrainConfig(batch_size=16, max_epochs=2, patience=10)
     fit(_fc(), x, y, torch.arange(80), torch.arange(80, 120), config=config, hooks=hooks)
     assert hooks.steps == 2 * (80 // 16)
-    assert hooks.delta == 1 / 80
-    assert hooks.epsilon() == dp_epsilon(1.0, 16 / 80, hooks.steps, 1 / 80)
+    assert hooks.delta == 1e-5  # min(1e-5, 0.1/80)
+    assert hooks.epsilon() == dp_epsilon(1.0, 16 / 80, hooks.steps, 1e-5)
     assert 0 < hooks.epsilon(1e-5) < math.inf
 
 
@@ -183,7 +183,7 @@ def test_dp_finetuning_through_prune_and_finetune_keeps_exact_sparsity_and_repor
     steps = 2 * 2 * (100 // 20)  # rounds × epochs × ⌊N / batch⌋
     assert made[-1].steps == steps  # one accountant across both rounds
     assert made[0].epsilon() == made[-1].epsilon()  # every round's hooks report the run's ε
-    assert made[-1].epsilon() == dp_epsilon(1.0, 0.2, steps, 1 / 100)
+    assert made[-1].epsilon() == dp_epsilon(1.0, 0.2, steps, 1e-5)
     assert 0 < made[-1].epsilon() < math.inf
 
 
@@ -199,7 +199,7 @@ def test_a_batchnorm_model_is_converted_with_a_warning(caplog):
     fc = _fc()
     assert make_private_compatible(fc) is fc and not caplog.text
     x = torch.randn(8, 1, 8, 8)
-    with pytest.raises(ParamsError, match="set norm: group.*make_private_compatible"):
+    with pytest.raises(ParamsError, match="GroupNorm twins.*make_private_compatible"):
         DPSGDHooks(noise_multiplier=1.0).bind(model, x, torch.zeros(8).long(), torch.arange(8), [])
 
 
@@ -237,8 +237,78 @@ def test_a_non_dp_optimizer_is_refused():
         {"noise_multiplier": 1.0, "delta": 1.0},
         {"noise_multiplier": 1.0, "mode": "fast"},
         {"noise_multiplier": 1.0, "max_grad_norm": 0},
+        {"noise_multiplier": 1.0, "passes_per_epoch": 0},
+        {"noise_multiplier": 1.0, "passes_per_epoch": -2.0},
+        {"noise_multiplier": 1.0, "passes_per_epoch": True},
+        {"noise_multiplier": 1.0, "passes_per_epoch": "100"},
+        {"noise_multiplier": 1.0, "passes_per_epoch": math.inf},
     ],
 )
 def test_bad_settings_raise_params_error(kwargs):
     with pytest.raises(ParamsError):
         DPSGDHooks(**kwargs)
+
+
+def test_bad_passes_per_epoch_names_the_field():
+    with pytest.raises(ParamsError, match=r"passes_per_epoch = 0: must be a number > 0"):
+        DPSGDHooks(noise_multiplier=1.0, passes_per_epoch=0)
+
+
+# --- δ and passes per epoch (issue 12 items 4 and 9) ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "n, want", [(1, 1e-5), (80, 1e-5), (10_000, 1e-5), (20_000, 5e-6), (1_000_000, 1e-7)]
+)
+def test_default_delta_is_min_of_1e_5_and_a_tenth_over_n(n, want):
+    assert default_delta(n) == pytest.approx(want, rel=1e-12)
+    assert default_delta(n) <= 0.1 / n
+
+
+@pytest.mark.parametrize("n", [0, -3, 2.5, True])
+def test_default_delta_refuses_a_bad_n(n):
+    with pytest.raises(ParamsError, match="n_train"):
+        default_delta(n)
+
+
+def test_large_training_set_caps_delta_and_an_explicit_delta_overrides():
+    x, y = _data(n=40)
+    hooks = DPSGDHooks(noise_multiplier=1.0)
+    hooks.bind(_fc(), x, y, torch.arange(20), torch.arange(20, 40))
+    hooks._n = 20_000  # the default is read from N when the optimizer is made
+    hooks.make_optimizers(_fc(), TrainConfig(batch_size=16))
+    assert hooks.delta == pytest.approx(0.1 / 20_000)
+    given = DPSGDHooks(noise_multiplier=1.0, delta=1e-3)
+    given.bind(_fc(), x, y, torch.arange(20), torch.arange(20, 40))
+    given.make_optimizers(_fc(), TrainConfig(batch_size=16))
+    assert given.delta == 1e-3
+
+
+@pytest.mark.parametrize("passes, per_epoch", [(1, 5), (1.0, 5), (3, 15), (0.5, 2), (0.01, 1)])
+def test_passes_per_epoch_multiplies_the_poisson_steps_and_the_accounted_steps(passes, per_epoch):
+    x, y = _data()
+    hooks = DPSGDHooks(noise_multiplier=1.0, lr=0.05, passes_per_epoch=passes)
+    config = TrainConfig(batch_size=16, max_epochs=2, patience=10)
+    fit(_fc(), x, y, torch.arange(80), torch.arange(80, 120), config=config, hooks=hooks)
+    assert hooks.steps == 2 * per_epoch  # 2 epochs × round(p · ⌊80/16⌋)
+    assert hooks.epsilon() == dp_epsilon(1.0, 16 / 80, 2 * per_epoch, 1e-5)
+
+
+def test_passes_per_epoch_100_is_the_official_floor_n_over_128_times_100():
+    hooks = DPSGDHooks(noise_multiplier=0.1, passes_per_epoch=100)
+    hooks._n = 30_000
+    assert hooks.steps_per_epoch(128) == (30_000 // 128) * 100
+
+
+@pytest.mark.filterwarnings("ignore:Optimal order is the largest alpha")
+def test_target_epsilon_calibrates_sigma_over_every_pass():
+    x, y = _data()
+    config = TrainConfig(batch_size=16, max_epochs=2, patience=10)
+    sigmas = {}
+    for passes in (1, 4):
+        hooks = DPSGDHooks(target_epsilon=3.0, epochs_planned=2, lr=0.05, passes_per_epoch=passes)
+        fit(_fc(), x, y, torch.arange(80), torch.arange(80, 120), config=config, hooks=hooks)
+        assert hooks.steps == 2 * 5 * passes
+        assert 2.5 < hooks.epsilon() <= 3.0  # the budget covers the real number of steps
+        sigmas[passes] = hooks.noise_multiplier
+    assert sigmas[4] > sigmas[1]

@@ -21,8 +21,15 @@ from wemem.defenses.catalog import (
     defense_spec,
     make_hooks_factory,
     needs_memscores,
+    resolved_settings,
 )
-from wemem.defenses.dp import DPSGDHooks, dp_epsilon, make_private_compatible
+from wemem.defenses.dp import (
+    DELTA_RULE,
+    DPSGDHooks,
+    default_delta,
+    dp_epsilon,
+    make_private_compatible,
+)
 from wemem.defenses.methods import RMRHooks, RSWHooks, SWMRHooks
 from wemem.defenses.primitives import (
     exposure_counts,
@@ -38,6 +45,7 @@ __all__ = [
     "DefenseContext",
     "DefenseParts",
     "PAPER_SETTINGS",
+    "DELTA_RULE",
     "DPSGDHooks",
     "PPBHooks",
     "RelaxLossHooks",
@@ -51,10 +59,12 @@ __all__ = [
     "RMRHooks",
     "RSWHooks",
     "SWMRHooks",
+    "default_delta",
     "defense_spec",
     "exposure_counts",
     "make_hooks_factory",
     "needs_memscores",
+    "resolved_settings",
     "rank_by_memscore",
     "sliding_window_indices",
     "split_by_tau",

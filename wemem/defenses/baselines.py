@@ -6,15 +6,17 @@ Adam (lr 1e-3, coupled weight decay 5e-4) and early stopping:
 
 * :class:`PPBHooks` — pair-based posterior balancing (Yuan & Zhang, 2022);
 * :class:`RelaxLossHooks` — RelaxLoss (Chen et al., 2022);
-* :class:`ADVHooks` — adversarial regularisation (Nasr et al., 2018), done as published: k
-  inference-model steps before *every* classifier step, not the official one classifier step per
-  "epoch" (spec §9.12).
+* :class:`ADVHooks` — adversarial regularisation (Nasr et al., 2018): ``mode: nasr`` (default) as
+  published, k inference-model steps before *every* classifier step; ``mode: official`` as the
+  paper ran it, k θ-scaled inference-model steps and one classifier step per "epoch" (spec §7,
+  §9.12).
 
 Base is :class:`wemem.training.loop.Hooks` itself; DP-SGD is in :mod:`wemem.defenses.dp`.
 """
 
 from __future__ import annotations
 
+import itertools
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -150,27 +152,38 @@ class _Adversary:
 _ADVERSARIES: weakref.WeakKeyDictionary[nn.Module, _Adversary] = weakref.WeakKeyDictionary()
 
 
+#: ADV's schedules: ``nasr`` = Nasr et al.'s Alg. 1, ``official`` = the paper's code (spec §9.12).
+ADV_MODES = ("nasr", "official")
+
+
 class ADVHooks(Hooks):
-    """Adversarial regularisation (Nasr, Shokri & Houmansadr, 2018), min-max as published.
+    """Adversarial regularisation (Nasr, Shokri & Houmansadr, 2018), as published or as run.
 
     The inference model h is the attack MLP of spec §6.2 (``2C → 512 → 256 → 128 → 2``, ReLU,
     Dropout 0.2) on [softmax(f(x)) ‖ onehot(y)]; its output P(member) = softmax(h)[:, 1]; Adam
-    (lr ``attack_lr`` 1e-3, weight decay 5e-4). Before every ``attack_every``-th classifier step
-    (default: every step, Nasr's Alg. 1) it takes ``k_attack`` steps (7, the official count), each
-    on a member batch (training rows) and a reference batch (``reference``: the dev rows, as the
-    official code, or given pool rows), both of the training batch size drawn without replacement,
-    with the classifier frozen in eval mode, minimising the cross-entropy of h on the concatenated
-    batch, members labelled 1 and reference rows 0 (−½ Nasr's gain for equal batch sizes; unscaled)
-
-    The classifier step then minimises
+    (lr ``attack_lr`` 1e-3, weight decay 5e-4). An attack step draws a member batch (training
+    rows) and a reference batch (``reference``: the dev rows, as the official code, or given pool
+    rows), both of the training batch size without replacement, and, with the classifier frozen in
+    eval mode, minimises the cross-entropy of h on the concatenated batch, members labelled 1 and
+    reference rows 0 (−½ Nasr's gain for equal batch sizes). A classifier step minimises
 
         CE(f(x), y) + θ · mean_i log h(f(x_i), y_i)    on its own training batch,
 
-    identical to the official ``CE − θ·CE_attack(member label)``. Deviations from the official
-    code: k attack steps per classifier step rather than one classifier step per epoch (§9.12), and
-    the attack loss is not multiplied by θ. An epoch therefore costs about (1 + 2·k_attack) forward
-    passes per batch. ``counts`` records the steps of this fit: ``{"attack": ..., "classifier":
-    ...}``. The inference model and its optimizer persist across the rounds of one pruning run.
+    identical to the official ``CE − θ·CE_attack(member label)``.
+
+    ``mode``:
+
+    * ``nasr`` (default): before every ``attack_every``-th classifier step (default: every step,
+      Nasr's Alg. 1) ``k_attack`` attack steps (7, the official count), with the attack loss
+      unscaled; an epoch is Base's pass over the training rows, about (1 + 2·k_attack) forward
+      passes per batch. Deviates from the official code (§9.12).
+    * ``official``: spec §7 / §9.12. Each "epoch" takes ``k_attack`` attack steps whose loss is
+      multiplied by θ, then exactly one classifier step on one batch of training rows drawn
+      without replacement (:meth:`batch_plan`); the epoch then ends (dev evaluation and early
+      stopping as Base). ``attack_every`` must be 1.
+
+    ``counts`` records the steps of this fit: ``{"attack": ..., "classifier": ...}``. The inference
+    model and its optimizer persist across the rounds of one pruning run.
     """
 
     def __init__(
@@ -182,6 +195,7 @@ class ADVHooks(Hooks):
         attack_every: int = 1,
         attack_lr: float = 1e-3,
         attack_weight_decay: float = 5e-4,
+        mode: str = "nasr",
     ) -> None:
         self.theta = _real("ADV theta", theta, low=0.0)
         self.k_attack = _count("ADV k_attack", k_attack)
@@ -190,6 +204,14 @@ class ADVHooks(Hooks):
         self.attack_weight_decay = _real("ADV attack_weight_decay", attack_weight_decay, low=0.0)
         if isinstance(reference, str) and reference != "dev":
             raise ParamsError(f"ADV reference = {reference!r}: 'dev' or an array of pool rows")
+        if mode not in ADV_MODES:
+            raise ParamsError(f"ADV mode = {mode!r}: allowed values are {', '.join(ADV_MODES)}")
+        if mode == "official" and self.attack_every != 1:
+            raise ParamsError(
+                f"ADV attack_every = {attack_every!r} with mode = 'official': allowed value is 1 "
+                "(the official code takes k_attack attack steps before its one classifier step)"
+            )
+        self.mode = mode
         self.reference = reference
         self.counts = {"attack": 0, "classifier": 0}
         self._adversary: _Adversary | None = None
@@ -215,8 +237,13 @@ class ADVHooks(Hooks):
     def batch_plan(
         self, epoch: int, rows: torch.Tensor, *, batch_size: int, generator: torch.Generator
     ) -> Iterator[Batch]:
+        """Base's shuffled batches (``nasr``), or only the first of them (``official``: one
+        classifier step on one batch of ``rows`` drawn without replacement per epoch)."""
         self._batch_size = batch_size
-        return super().batch_plan(epoch, rows, batch_size=batch_size, generator=generator)
+        plan = super().batch_plan(epoch, rows, batch_size=batch_size, generator=generator)
+        if self.mode == "official":
+            return itertools.islice(plan, 1)
+        return plan
 
     def _ensure_adversary(self, num_classes: int) -> _Adversary:
         if self._adversary is None or self._fresh:
@@ -251,7 +278,8 @@ class ADVHooks(Hooks):
         ).to(x.device)
         adversary.model.train()
         adversary.optimizer.zero_grad(set_to_none=True)
-        F.cross_entropy(adversary.model(feats), labels).backward()
+        scale = self.theta if self.mode == "official" else 1.0  # the official code scales by θ
+        (scale * F.cross_entropy(adversary.model(feats), labels)).backward()
         adversary.optimizer.step()
         self.counts["attack"] += 1
 

@@ -22,13 +22,16 @@ not use are accepted and ignored, unknown names are an error):
 
 Baselines (spec §7): PPB, ADV and RelaxLoss (:mod:`wemem.defenses.baselines`) and DP-SGD
 (:mod:`wemem.defenses.dp`), built by :func:`baseline_factory`; :data:`BASELINES` lists the
-settings each accepts, and the settings given are the defense's cache-key part.
+settings each accepts, and the settings given are the defense's cache-key part (see
+:func:`baseline_factory` for the exceptions). :func:`resolved_settings` gives every setting that
+applies to any defense, defaults filled in (for records and dry-run plans).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +41,7 @@ from numpy.typing import ArrayLike
 
 from wemem import names
 from wemem.defenses.baselines import ADVHooks, PPBHooks, RelaxLossHooks
-from wemem.defenses.dp import DPSGDHooks, check_settings
+from wemem.defenses.dp import DELTA_RULE, DPSGDHooks, check_settings, default_delta
 from wemem.defenses.methods import REALISATIONS, RMRHooks, RSWHooks, SWMRHooks
 from wemem.defenses.primitives import (
     MODES,
@@ -171,7 +174,7 @@ def make_hooks_factory(
 #: defense → (allowed settings, required settings)
 BASELINES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "ppb": (("beta",), ("beta",)),
-    "adv": (("theta", "k_attack", "attack_every"), ("theta",)),
+    "adv": (("theta", "k_attack", "attack_every", "mode"), ("theta",)),
     "relaxloss": (("alpha", "upper"), ("alpha",)),
     "dp": (
         (
@@ -182,9 +185,20 @@ BASELINES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "epochs_planned",
             "lr",
             "mode",
+            "passes_per_epoch",
         ),
         (),
     ),
+}
+_HOOKS = {"ppb": PPBHooks, "adv": ADVHooks, "relaxloss": RelaxLossHooks, "dp": DPSGDHooks}
+#: Settings whose default leaves a baseline's cache-key spec as it was before they existed: an
+#: omitted setting and an explicit default give the spec without it.
+_SPEC_OMITS_DEFAULT = {"adv": {"mode": "nasr"}, "dp": {"passes_per_epoch": 1.0}}
+#: DP-SGD settings whose default is resolved at training time (:func:`resolved_settings`).
+_DP_RULES = {
+    "delta": DELTA_RULE,
+    "lr": "config.lr",
+    "epochs_planned": "pruning_rounds × finetune_epochs",
 }
 
 #: the paper's chosen setting of each baseline (spec §8.2 Fig. 7: β=4, θ=2, σ=0.1, α=1)
@@ -196,8 +210,7 @@ PAPER_SETTINGS = {
 }
 
 
-def baseline_factory(name: str, **settings: Any) -> tuple[dict, Callable, Callable | None]:
-    """(cache-key spec, hooks factory, report function or None) for a baseline defense."""
+def _check_baseline(name: str, settings: Mapping[str, Any]) -> None:
     if name not in BASELINES:
         raise ParamsError(f"defense {name!r}: allowed baselines are {', '.join(BASELINES)}")
     allowed, required = BASELINES[name]
@@ -207,8 +220,28 @@ def baseline_factory(name: str, **settings: Any) -> tuple[dict, Callable, Callab
     missing = [k for k in required if k not in settings]
     if missing:
         raise ParamsError(f"defense {name!r}: setting {missing[0]!r} is required")
-    cls = {"ppb": PPBHooks, "adv": ADVHooks, "relaxloss": RelaxLossHooks, "dp": DPSGDHooks}[name]
-    cls(**settings)  # validate now: a bad value fails before any training
+    _HOOKS[name](**settings)  # validate now: a bad value fails before any training
+
+
+def _baseline_spec(name: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings given, less those at a default that :data:`_SPEC_OMITS_DEFAULT` names; DP-SGD
+    without ``delta`` records the default's rule (:data:`wemem.defenses.dp.DELTA_RULE`)."""
+    omit = _SPEC_OMITS_DEFAULT.get(name, {})
+    spec = {k: v for k, v in settings.items() if not (k in omit and v == omit[k])}
+    if name == "dp" and "delta" not in spec:
+        spec["delta"] = DELTA_RULE
+    return dict(sorted(spec.items()))
+
+
+def baseline_factory(name: str, **settings: Any) -> tuple[dict, Callable, Callable | None]:
+    """(cache-key spec, hooks factory, report function or None) for a baseline defense.
+
+    The spec is the settings given, except: ADV's ``mode: nasr`` and DP-SGD's ``passes_per_epoch:
+    1`` (the defaults) are left out, so the keys of runs that predate these settings stand; DP-SGD
+    without ``delta`` records ``delta: "min(1e-5, 0.1/N)"`` (the default's rule).
+    """
+    _check_baseline(name, settings)
+    cls = _HOOKS[name]
     made: dict[str, Any] = {}
 
     def factory():
@@ -227,7 +260,39 @@ def baseline_factory(name: str, **settings: Any) -> tuple[dict, Callable, Callab
                 "steps": h.steps,
             }
 
-    return dict(sorted(settings.items())), factory, report
+    return _baseline_spec(name, settings), factory, report
+
+
+def resolved_settings(
+    name: str, settings: Mapping[str, Any], *, n_train: int | None = None
+) -> dict[str, Any]:
+    """Every setting that applies to defense ``name`` with ``settings``, defaults filled in.
+
+    For records and dry-run plans; values are plain JSON. WeMem methods: :func:`defense_spec`
+    (``order``, ``width``, ``step``, window ``mode``, ``tau``, ``lambda_r``, ``realisation``, …);
+    ``base``: ``{}``. Baselines (spec §7): every setting of :data:`BASELINES` with its default
+    (ADV: ``theta``, ``k_attack`` 7, ``attack_every`` 1, ``mode`` ``nasr``). DP-SGD gives the one of
+    ``noise_multiplier`` and ``target_epsilon`` that is set, and rules as strings for defaults
+    fixed at training time: ``delta`` = min(1e-5, 0.1/N) (a number when ``n_train`` = N is
+    given), ``lr`` = ``"config.lr"``, ``epochs_planned`` = ``"pruning_rounds × finetune_epochs"``.
+
+    Raises:
+        ParamsError: an unknown defense or setting, a required one missing, a bad value.
+    """
+    settings = dict(settings)
+    if name not in BASELINES:
+        return defense_spec(name, **settings)
+    _check_baseline(name, settings)
+    allowed = BASELINES[name][0]
+    params = inspect.signature(_HOOKS[name]).parameters
+    out = {k: settings.get(k, params[k].default) for k in allowed}
+    if name == "dp":
+        for key, rule in _DP_RULES.items():
+            out[key] = settings.get(key, rule)
+        if "delta" not in settings and n_train is not None:
+            out["delta"] = default_delta(n_train)
+        out = {k: v for k, v in out.items() if v is not None}
+    return out
 
 
 # ----------------------------------------------------------------------------- every defense

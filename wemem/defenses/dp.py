@@ -1,13 +1,14 @@
 """DP-SGD fine-tuning (Abadi et al., 2016) with Opacus 1.6, as hooks of the one training loop.
 
 Spec §7, §9.11. The official code (bundled pyvacy) clipped per *micro-batch* of 64, so its formal
-guarantee did not hold, ran ⌊N/128⌋×100 minibatches per "epoch" and never computed ε. Here, a
-documented deviation, textbook DP-SGD: every step samples each training row independently with
-q = batch_size / N (Poisson; ⌊N / batch_size⌋ steps an epoch; an empty draw is a noise-only step),
-clips every example's gradient to norm C, adds N(0, σ²C²) to the sum, divides by the expected batch
-size and takes a plain SGD step (spec: lr 1e-3, no momentum, coupled weight decay 5e-4; DP-SGD
+guarantee did not hold, ran ⌊N/128⌋×100 minibatches per "epoch" (``passes_per_epoch: 100`` here)
+and never computed ε. Here, a documented deviation, textbook DP-SGD: every step samples each
+training row independently with q = batch_size / N (Poisson; ``passes_per_epoch`` (default 1)
+× ⌊N / batch_size⌋ steps an epoch; an empty draw is a noise-only step), clips every example's
+gradient to norm C, adds N(0, σ²C²) to the sum, divides by the expected batch size and takes a
+plain SGD step (spec: lr 1e-3, no momentum, coupled weight decay 5e-4; DP-SGD
 barely moves at lr 1e-3, so ``lr`` is configurable). Opacus' RDP accountant is stepped every step;
-ε is reported at δ = 1/N unless ``delta`` is given (common practice wants δ ≪ 1/N, e.g. 1e-5).
+ε is reported at δ = min(1e-5, 0.1/N) (:func:`default_delta`) unless ``delta`` is given.
 
 Pruned layers (``torch.nn.utils.prune``: parameter ``weight_orig``, buffer ``weight_mask``) are
 refused by Opacus' strict check, and its samplers key the gradient on the computed ``weight``. The
@@ -18,14 +19,14 @@ is exact by construction and pruned coordinates do not count towards the clippin
 optimizer, which ``prune_and_finetune`` hands from round 0 to later rounds, carries the
 accountant: ε covers all rounds.
 
-BatchNorm mixes the samples of a batch, so it has no per-example gradients. CNN experiments under
-DP-SGD set ``norm: group`` (:class:`wemem.params.Settings`): every model of the experiment, victim
-and shadows, dense training included, is then built with GroupNorm
-(:func:`wemem.models.to_group_norm`), so the dense model, its pruning and the DP fine-tuning share
-one architecture, and the Base and WeMem runs they are compared with use the same GroupNorm models.
-A deviation: the paper does not say how it ran DP on its BatchNorm models (its pyvacy code kept
-BatchNorm, in eval mode after epoch 0, §9.11d). :func:`check_settings` refuses DP on a BatchNorm
-CNN before anything is trained.
+BatchNorm mixes the samples of a batch, so it has no per-example gradients. In a CNN experiment
+the DP-SGD rows train GroupNorm twins of the run's models (``dp_norm``,
+:meth:`wemem.experiment.replicate.Experiment.for_defense`): victim and shadows, dense training
+included, built with GroupNorm (:func:`wemem.models.to_group_norm`), so the dense model, its pruning
+and the DP fine-tuning share one architecture; every other row keeps the run's BatchNorm models
+(``norm: group`` builds the whole run with GroupNorm instead). A deviation: the paper does not say
+how it ran DP on its BatchNorm models (its pyvacy code kept BatchNorm, in eval mode after epoch 0,
+§9.11d). :func:`check_settings` refuses DP on a BatchNorm CNN before anything is trained.
 """
 
 from __future__ import annotations
@@ -62,6 +63,20 @@ MODES = ("auto", "ghost", "hooks")
 
 _BACKWARD_HOOK_WARNING = "Full backward hook is firing when gradients are computed"
 
+#: The default δ of the reported ε, as a rule of the training-set size N (:func:`default_delta`).
+DELTA_RULE = "min(1e-5, 0.1/N)"
+
+
+def default_delta(n_train: int) -> float:
+    """δ when none is given: min(1e-5, 0.1/N) for N = ``n_train`` training rows (issue 12 item 9).
+
+    So δ = 1e-5 up to N = 10⁴ and 0.1/N above (δ must stay well below 1/N: a mechanism that
+    publishes one random row outright is (0, 1/N)-DP). The official code computed no ε (§9.11e).
+    """
+    if isinstance(n_train, bool) or not isinstance(n_train, int) or n_train < 1:
+        raise ParamsError(f"DP-SGD n_train = {n_train!r}: must be an integer >= 1")
+    return min(1e-5, 0.1 / n_train)
+
 
 def dp_epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> float:
     """ε of ``steps`` Poisson-subsampled Gaussian steps (σ = ``noise_multiplier``, q =
@@ -82,15 +97,15 @@ def check_settings(*, arch: str, norm: str) -> None:
     if arch != "fc" and norm != "group":
         raise ParamsError(
             f"defense 'dp' on arch = {arch!r} with norm = {norm!r}: BatchNorm has no per-example "
-            "gradients; set norm: group (GroupNorm models for the whole experiment, dense "
-            "training included; allowed values of norm: batch, group)"
+            "gradients; DP rows need GroupNorm models (dp_norm: group, the GroupNorm twin of a "
+            "BatchNorm run, or norm: group for the whole run; allowed values of norm: batch, group)"
         )
 
 
 def make_private_compatible(model: nn.Module) -> nn.Module:
     """``model`` with every BatchNorm replaced by GroupNorm (Opacus ``ModuleValidator.fix``).
 
-    For a standalone model; experiments set ``norm: group`` instead (module docstring). BatchNorm
+    For a standalone model; experiments train GroupNorm twins instead (module docstring). BatchNorm
     mixes samples within a batch, so per-example gradients do not exist for it. The replacement is
     ``GroupNorm(gcd(32, C), C)`` with weight 1 and bias 0 (running statistics are dropped), the
     layer :func:`wemem.models.to_group_norm` builds. Returns a *new* model (the input is untouched)
@@ -109,7 +124,7 @@ def _check_compatible(model: nn.Module) -> None:
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             raise ParamsError(
                 f"DP-SGD model: layer {name!r} ({type(m).__name__}) has no per-example gradients; "
-                "set norm: group so the experiment builds GroupNorm models from dense training on "
+                "an experiment's DP rows train GroupNorm twins from dense training on (dp_norm) "
                 "(a standalone model: make_private_compatible before training it)"
             )
         trainable = any(p.requires_grad for p in m.parameters(recurse=False))
@@ -148,15 +163,21 @@ class DPSGDHooks(Hooks):
         noise_multiplier: σ (spec: 0.1 in the scripts, grid {0.01, 0.1, 1} — §9.19); exactly one of
             it and ``target_epsilon``.
         target_epsilon: choose σ with Opacus' ``get_noise_multiplier`` so that ε ≤ target at δ
-            after ``epochs_planned`` epochs of ⌊N / batch_size⌋ steps.
+            after ``epochs_planned`` epochs of :meth:`steps_per_epoch` steps.
         max_grad_norm: clipping norm C (spec 1.0).
-        delta: δ of the reported ε; ``None`` = 1/N (N = training rows).
+        delta: δ of the reported ε (and of ``target_epsilon``); ``None`` = min(1e-5, 0.1/N), N =
+            training rows (:func:`default_delta`).
         epochs_planned: epochs the target-ε budget covers, counted over every round that shares
             the DP optimizer (e.g. ``rounds × max_epochs`` for a whole pruning run). Running more
             steps than planned exceeds the target (a warning is logged).
         lr: SGD learning rate; ``None`` = ``config.lr`` (1e-3, spec). Weight decay is
             ``config.weight_decay``.
         mode: ``auto`` | ``ghost`` | ``hooks`` (see :data:`MODES`).
+        passes_per_epoch: p > 0; an epoch runs p·max(1, ⌊N / batch_size⌋) Poisson steps (rounded,
+            at least 1), i.e. p expected passes over the training rows. 1 (default) = one pass;
+            the official code (``prune_dp_iter.py``) ran ⌊N/128⌋·100 minibatches per "epoch"
+            (spec §7, §9.11b), i.e. ``passes_per_epoch: 100``. The accountant counts every step,
+            and ``target_epsilon`` calibrates σ over ``epochs_planned`` such epochs.
 
     Use ``optimizers=None`` in round 0 (:meth:`make_optimizers` builds the DP optimizer); a fit
     stepped by any other optimizer raises at its first step. :meth:`epsilon` is the ε spent so far
@@ -175,6 +196,7 @@ class DPSGDHooks(Hooks):
         epochs_planned: int = 21,
         lr: float | None = None,
         mode: str = "auto",
+        passes_per_epoch: float = 1.0,
     ) -> None:
         if (noise_multiplier is None) == (target_epsilon is None):
             raise ParamsError(
@@ -190,6 +212,8 @@ class DPSGDHooks(Hooks):
             ("epochs_planned", epochs_planned, "must be an integer >= 1",
              lambda v: type(v) is int and v >= 1),
             ("mode", mode, f"allowed values are {', '.join(MODES)}", lambda v: v in MODES),
+            ("passes_per_epoch", passes_per_epoch, "must be a number > 0",
+             lambda v: type(v) is not bool and isinstance(v, int | float) and 0 < v < math.inf),
         )  # fmt: skip
         for field, value, allowed, ok in checks:
             if value is not None and not ok(value):
@@ -201,6 +225,7 @@ class DPSGDHooks(Hooks):
         self.epochs_planned = epochs_planned
         self.lr = lr
         self.mode = "ghost" if mode == "auto" else mode
+        self.passes_per_epoch = float(passes_per_epoch)
         self._ledger: _Ledger | None = None
         self._opacus: GradSampleHooks | None = None
         self._params: list[nn.Parameter] = []
@@ -246,10 +271,12 @@ class DPSGDHooks(Hooks):
         self, model: nn.Module, config: TrainConfig
     ) -> dict[str, torch.optim.Optimizer]:
         q = min(1.0, config.batch_size / self._n)
-        delta = self.requested_delta if self.requested_delta is not None else 1.0 / self._n
+        delta = self.requested_delta
+        if delta is None:
+            delta = default_delta(self._n)
         sigma = self.requested_noise_multiplier
         if sigma is None:
-            steps = self.epochs_planned * self._steps_per_epoch(config.batch_size)
+            steps = self.epochs_planned * self.steps_per_epoch(config.batch_size)
             sigma = get_noise_multiplier(
                 target_epsilon=self.target_epsilon, target_delta=delta, sample_rate=q, steps=steps
             )
@@ -276,16 +303,18 @@ class DPSGDHooks(Hooks):
         self._ledger, self._steps_seen = ledger, 0
         return {"main": opt}
 
-    def _steps_per_epoch(self, batch_size: int) -> int:
-        return max(1, self._n // batch_size)
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """Poisson steps of one epoch (after :meth:`bind`): round(p·max(1, ⌊N / batch_size⌋)),
+        at least 1, p = ``passes_per_epoch``; p = 100 gives the official ⌊N/128⌋·100."""
+        return max(1, round(self.passes_per_epoch * max(1, self._n // batch_size)))
 
     def batch_plan(
         self, epoch: int, rows: torch.Tensor, *, batch_size: int, generator: torch.Generator
     ) -> Iterator[Batch]:
-        """⌊N / batch_size⌋ Poisson draws of ``rows``, each row kept with q = batch_size / N."""
+        """:meth:`steps_per_epoch` Poisson draws of ``rows``, each row kept with q = batch_size / N."""
         self._check_ledger(batch_size)
         q = self._ledger.sample_rate
-        for _ in range(self._steps_per_epoch(batch_size)):
+        for _ in range(self.steps_per_epoch(batch_size)):
             keep = torch.rand(len(rows), generator=generator) < q
             chunk = rows[keep.to(rows.device)]
             if len(chunk) == 0:  # no activations to capture; backward() fills zero gradients
