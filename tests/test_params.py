@@ -54,3 +54,23 @@ def test_load_params_file_rejects_non_mapping(tmp_path):
 def test_settings_table_lists_every_field():
     t = params.settings_table(params.Settings())
     assert set(t.index) == set(params.FIELDS)
+
+
+def test_cinic10_densenet121_dense_training_is_at_most_50_epochs():
+    """Spec §4.1, §10: CINIC-DenseNet121 trains its dense models for at most 50 epochs (the
+    file's value, else its notebook's default, where the notebook trains dense models)."""
+    from pathlib import Path
+
+    from wemem.planning.workload import notebook_defaults
+
+    files = sorted((Path(__file__).resolve().parents[1] / "params" / "paper").glob("*.yaml"))
+    checked = 0
+    for path in files:
+        data = params.load_params_file(path)
+        if (data.get("dataset"), data.get("arch")) != ("cinic10", "densenet121"):
+            continue
+        merged = {**notebook_defaults(path.name.split(".")[0]), **data}
+        if "max_epochs" in merged:
+            assert merged["max_epochs"] <= 50, f"{path.name}: max_epochs = {merged['max_epochs']}"
+            checked += 1
+    assert checked >= 5

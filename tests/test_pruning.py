@@ -167,3 +167,37 @@ def test_one_shot_is_a_single_round_at_the_final_rate():
     )
     assert [r.sparsity for r in res.rounds] == [0.6]
     assert all(abs(v - 0.6) < 0.01 for v in res.layer_sparsity.values())
+
+
+def test_seconds_count_the_rounds_only_not_outputs_or_checkpoints():
+    import time
+
+    x, y = _data()
+    delay, states = 0.2, []
+
+    def run(**kw):
+        m = build_model("fc", num_classes=3, in_features=16, width=0.25, seed=1)
+        return prune_and_finetune(
+            m, x, y, torch.arange(160), torch.arange(160, 240), arch="fc",
+            approach="l1_unstructured", rate=0.6, rounds=3,
+            config=TrainConfig(max_epochs=1, patience=10), **kw,
+        )  # fmt: skip
+
+    def slow_writer(state):
+        time.sleep(delay)
+        states.append(state)
+
+    t = time.perf_counter()
+    res = run(on_round_end=lambda k, m: time.sleep(delay), checkpoint=slow_writer)
+    wall = time.perf_counter() - t
+    assert res.output_seconds >= 3 * delay and res.checkpoint_seconds >= 2 * delay
+    assert res.seconds + res.output_seconds + res.checkpoint_seconds <= wall
+    assert res.seconds <= wall - 5 * delay
+    summary = res.summary()
+    assert {"seconds", "output_seconds", "checkpoint_seconds"} <= set(summary)
+    # a resume point carries the clocks; the resumed run adds to them
+    assert states[0]["output_seconds"] >= delay and states[0]["checkpoint_seconds"] == 0.0
+    resumed = run(resume=states[1])
+    assert resumed.output_seconds == states[1]["output_seconds"]
+    assert resumed.checkpoint_seconds == states[1]["checkpoint_seconds"] >= delay
+    assert resumed.seconds >= states[1]["seconds"]

@@ -1,5 +1,6 @@
 import numpy as np
 
+from wemem.experiment import keys
 from wemem.experiment.replicate import Experiment, split_table
 from wemem.studies import motivation
 
@@ -34,6 +35,8 @@ def test_outputs_cover_members_and_nonmembers(tiny_settings):
     assert out.flipped_in.any()  # label noise reaches the members
     run = exp.pruned("shadow0")
     assert len(run.per_round) == tiny_settings.pruning_rounds
+    assert {"seconds", "output_seconds", "checkpoint_seconds"} <= set(run.summary)
+    assert exp.pruned_spec("shadow0")["revision"] == keys.PRUNED_REVISION  # what seconds means
     assert abs(run.summary["target_sparsity"] - 0.6) < 1e-9
     assert len(split_table(exp)) == 1 + tiny_settings.n_shadows
 

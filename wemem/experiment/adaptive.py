@@ -72,8 +72,11 @@ def defended_stage(
     exp: Experiment, defense: str, *, name: str | None = None, one_shot: bool = False, **settings
 ) -> Stage:
     """Victim and shadows pruned (iteratively, or one-shot) with ``defense`` (adaptive: the same
-    settings for every model)."""
+    settings for every model), on the models of ``exp.for_defense(defense)`` (DP-SGD on a
+    BatchNorm CNN: the GroupNorm twin's; its pool and cache are ``exp``'s, so :func:`evaluate`
+    may be given either)."""
     exp.prefetch([Request("defended", r, defense, one_shot, settings) for r in exp.roles])
+    exp = exp.for_defense(defense)
     outputs, models, summary = {}, {}, None
     for role in exp.roles:
         run = exp.defended(role, defense, one_shot=one_shot, **settings)

@@ -83,7 +83,9 @@ def _resources() -> dict[str, float]:
 
 def prefetch(exp, requests: list[Request]) -> int:
     """Make sure every request's cache entry exists, training the missing ones in parallel when
-    the executor is ``ray``. Dense models go first (pruning runs start from them).
+    the executor is ``ray``. Dense models go first (pruning runs start from them): each role's
+    dense model of each defense's experiment (DP-SGD on a BatchNorm CNN has GroupNorm ones,
+    :meth:`~wemem.experiment.replicate.Experiment.for_defense`), each once.
 
     Returns:
         the number of trainings submitted (0 with the ``local`` executor, or when all are cached).
@@ -92,8 +94,12 @@ def prefetch(exp, requests: list[Request]) -> int:
         return 0
     if any(r.kind == "defended" and needs_memscores(r.defense) for r in requests):
         exp.memscores()  # WeMem defenses read the mem-scores: compute them once, here
-    dense = sorted({r.role for r in requests})
-    submitted = _run_ray(exp, [Request("dense", role) for role in dense])
+    dense: dict[str, Request] = {}
+    for r in requests:
+        d = Request("dense", r.role, r.defense if r.kind == "defended" else "base")
+        kind, spec, _ = exp.resolve(d)
+        dense.setdefault(exp.cache.key(kind, spec), d)
+    submitted = _run_ray(exp, list(dense.values()))
     unique = {repr(r): r for r in requests if r.kind != "dense"}
     return submitted + _run_ray(exp, list(unique.values()))
 

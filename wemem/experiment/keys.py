@@ -8,6 +8,7 @@ retrains every model.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import numpy as np
@@ -15,6 +16,23 @@ import numpy as np
 from wemem.models import norm_key_part
 from wemem.params import Settings
 from wemem.training.loop import TrainConfig
+
+#: What a pruning run's entry holds, part of its key. Revision 1 (no ``revision`` field): per-sample
+#: outputs under CUDA bf16 autocast, summary ``seconds`` including the per-round output passes and
+#: the resume-point writes. Revision 2: outputs in IEEE float32 (:mod:`wemem.experiment.outputs`),
+#: ``seconds`` the training rounds only, ``output_seconds``/``checkpoint_seconds`` beside it
+#: (:class:`wemem.pruning.PruneResult`).
+PRUNED_REVISION = 2
+
+
+def defense_settings(settings: Settings, defense: str) -> Settings:
+    """The settings of the models a ``defense``'s rows train: the run's own, except DP-SGD on a
+    CNN with BatchNorm, whose models (dense training included) are built with ``dp_norm``
+    (GroupNorm): BatchNorm has no per-example gradients. The FC model has no norm layer."""
+    s = settings
+    if defense == "dp" and s.arch != "fc" and s.norm == "batch":
+        return dataclasses.replace(s, norm=s.dp_norm)
+    return s
 
 
 def model_seed(seed: int, role_index: int) -> int:
@@ -102,6 +120,7 @@ def pruned_spec(
         "defense": defense,
         "defense_spec": defense_spec or {},
         "eval_rows": eval_rows,
+        "revision": PRUNED_REVISION,
     }
 
 

@@ -3,6 +3,11 @@
 :class:`ModelOutputs` is what the attacks read (posteriors, labels, pool rows, label-noise flags);
 it is a cache payload (:func:`wemem.cache.payload_type`). :func:`model_outputs` computes it for one
 model and split; :func:`pool_shadows` concatenates the shadows' outputs as the attacks calibrate.
+
+Precision: the posteriors are computed in IEEE float32 (:func:`posteriors`), never under autocast
+and without TF32 on CUDA, whatever the caller's context; training may use bf16 autocast. The
+attacks' scores (log-probabilities, entropies of posteriors near 0 or 1) need the digits bf16
+(≈3 significant) drops.
 """
 
 from __future__ import annotations
@@ -10,11 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from torch import nn
 
+from wemem.attacks.sensitivity import full_fp32
 from wemem.cache import payload_type
 from wemem.data import ModelSplit, Pool
-from wemem.training.loop import predict_proba
 
 
 @payload_type
@@ -71,12 +77,36 @@ class PrunedRun:
     state: dict = field(repr=False, default_factory=dict)
 
 
+@torch.no_grad()
+def posteriors(
+    model: nn.Module, x: torch.Tensor, rows: torch.Tensor | np.ndarray, *, batch_size: int = 2048
+) -> torch.Tensor:
+    """Softmax posteriors of ``model`` (in eval mode) on ``x[rows]``: (len(rows), C) float32 on
+    x's device, computed in IEEE float32: autocast off (also inside a caller's autocast), TF32
+    off on CUDA (:func:`wemem.attacks.sensitivity.full_fp32`)."""
+    rows = torch.as_tensor(rows, dtype=torch.long, device=x.device)
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        with full_fp32(), torch.autocast(x.device.type, enabled=False):
+            for chunk in rows.split(batch_size):
+                logits = model(x[chunk].float())
+                out.append(torch.softmax(logits.float(), dim=1))
+    finally:
+        model.train(was_training)
+    if not out:
+        return torch.empty(0, 0, device=x.device)
+    return torch.cat(out)
+
+
 def model_outputs(model: nn.Module, pool: Pool, split: ModelSplit) -> ModelOutputs:
     """Posteriors of ``model`` on the split's members (``split.train``) and non-members
-    (``split.test``), with their labels, pool rows and label-noise flags."""
+    (``split.test``), in float32 (:func:`posteriors`), with their labels, pool rows and
+    label-noise flags."""
     x, y, flipped = pool.x, pool.y, pool.flipped
-    p_in = predict_proba(model, x, split.train).cpu().numpy()
-    p_out = predict_proba(model, x, split.test).cpu().numpy()
+    p_in = posteriors(model, x, split.train).cpu().numpy()
+    p_out = posteriors(model, x, split.test).cpu().numpy()
     y_in, y_out = y[split.train].cpu().numpy(), y[split.test].cpu().numpy()
     return ModelOutputs(
         probs_in=p_in,

@@ -61,6 +61,27 @@ class Experiment:
         self._in_channels = shape[0] if len(shape) == 3 else 3
         self._in_features = int(np.prod(shape))  # the FC model flattens its input (images too)
         self._memscores: wmemscores.MemScoreResult | None = None
+        self._parent: Experiment | None = None  # the run's experiment, when this is a twin
+        self._twins: dict[str, Experiment] = {}  # by norm: the one setting a twin changes
+
+    def for_defense(self, name: str) -> Experiment:
+        """The experiment whose models defense ``name``'s rows train: ``self``, except DP-SGD on a
+        CNN with ``norm: batch``, whose rows run on a *twin* with ``norm = dp_norm`` (GroupNorm:
+        BatchNorm has no per-example gradients; :func:`wemem.experiment.keys.defense_settings`).
+
+        The twin shares this experiment's pool, splits, seed, cache and mem-scores; its models,
+        dense ones included, are GroupNorm models trained and cached under their own keys (those
+        of a ``norm: group`` run). The same twin is returned on every call. Load a twin's pruned
+        model with the twin (:meth:`load_pruned_model`), not with ``self``.
+        """
+        settings = keys.defense_settings(self.settings, name)
+        if settings == self.settings:
+            return self
+        if settings.norm not in self._twins:
+            twin = type(self)(settings, seed=self.seed, pool=self.pool)
+            twin._parent = self
+            self._twins[settings.norm] = twin
+        return self._twins[settings.norm]
 
     # ---- splits and models -------------------------------------------------------------------
     def split(self, role: str) -> wdata.ModelSplit:
@@ -80,8 +101,9 @@ class Experiment:
 
         ``settings.norm == "group"`` builds the CNNs with GroupNorm instead of BatchNorm for every
         model of the experiment (victim, shadows, mem-score models; dense training included), so
-        that the dense model, its pruning and DP-SGD fine-tuning share one architecture. This is
-        this project's deviation for DP-SGD on CNNs: the paper does not say how it ran DP on
+        that the dense model, its pruning and DP-SGD fine-tuning share one architecture. A run with
+        ``norm: batch`` gets such models for its DP-SGD rows only, from :meth:`for_defense`. This
+        is this project's deviation for DP-SGD on CNNs: the paper does not say how it ran DP on
         BatchNorm models (:mod:`wemem.models`).
         """
         s = self.settings
@@ -155,7 +177,10 @@ class Experiment:
     pruned = stages.prune
 
     def memscores(self) -> wmemscores.MemScoreResult:
-        """Mem-scores of the training pool (:func:`wemem.memorization.memscores.compute`, cached)."""
+        """Mem-scores of the training pool (:func:`wemem.memorization.memscores.compute`, cached);
+        a twin (:meth:`for_defense`) reads its run's."""
+        if self._parent is not None:
+            return self._parent.memscores()
         if self._memscores is None:
             self._memscores = wmemscores.compute(self)
         return self._memscores
@@ -180,10 +205,12 @@ class Experiment:
         adaptive attacker's shadows use the same defense and settings, spec §6.3).
 
         ``settings`` are the defense's own (e.g. ``width``, ``step``, ``tau``, ``lambda_r``); they
-        and, for the WeMem methods, a digest of the mem-scores enter the cache key.
+        and, for the WeMem methods, a digest of the mem-scores enter the cache key. The models are
+        those of :meth:`for_defense` (DP-SGD on a BatchNorm CNN: the GroupNorm twin's).
         """
-        parts = self.defense_parts(defense, one_shot, settings)
-        return self._prune_with(role, defense, one_shot, parts, use_cache=use_cache)
+        exp = self.for_defense(defense)
+        parts = exp.defense_parts(defense, one_shot, settings)
+        return exp._prune_with(role, defense, one_shot, parts, use_cache=use_cache)
 
     def _prune_with(
         self,
@@ -207,7 +234,12 @@ class Experiment:
     # ---- executor requests -------------------------------------------------------------------
     def resolve(self, request: Request) -> tuple[str, dict, Callable[[], object]]:
         """The one dispatch on a :class:`~wemem.experiment.executor.Request`'s kind: the cache
-        kind and key spec of the entry it computes, and the computation."""
+        kind and key spec of the entry it computes, and the computation. A request naming a
+        defense (``defended``, or ``dense`` for a defense's dense model) is resolved by the
+        experiment of :meth:`for_defense`."""
+        target = self.for_defense(request.defense)
+        if target is not self:
+            return target.resolve(request)
         role, one_shot = request.role, request.one_shot
         if request.kind == "dense":
             return "dense", self.dense_spec(role), lambda: self.dense(role)

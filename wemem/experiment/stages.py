@@ -57,9 +57,18 @@ class Replicate(Protocol):
     def outputs(self, model: nn.Module, role: str) -> ModelOutputs: ...
 
 
+#: How a dense entry marks outputs computed in IEEE float32 (:func:`train_dense`).
+FP32_OUTPUTS = "outputs_fp32"
+
+
 def train_dense(exp: Replicate, role: str) -> tuple[nn.Module, dict, ModelOutputs]:
     """The role's dense model (trained with Base and early stopping, or from the cache), its
-    training summary and its outputs."""
+    training summary and its outputs.
+
+    An entry written before the outputs were computed in float32 (no :data:`FP32_OUTPUTS` mark;
+    on CUDA they came from bf16 autocast) keeps its model, and its outputs are recomputed from the
+    weights on every load, never rewritten (a rewrite could race with a reader of the entry).
+    """
     spec = exp.dense_spec(role)
 
     def compute() -> dict:
@@ -76,12 +85,15 @@ def train_dense(exp: Replicate, role: str) -> tuple[nn.Module, dict, ModelOutput
         )
         model.load_state_dict(res.best_state)
         state = {k: v.cpu() for k, v in model.state_dict().items()}
-        return {"state": state, "summary": res.summary(), "outputs": exp.outputs(model, role)}
+        outputs = exp.outputs(model, role)
+        return {"state": state, "summary": res.summary(), "outputs": outputs, FP32_OUTPUTS: True}
 
     entry, hit = exp.cache.get_or_compute("dense", spec, compute)
     model = exp.new_model(role)
     model.load_state_dict(entry["state"])
     log.info("%s dense model (%s)", role, "cache" if hit else "trained")
+    if not entry.get(FP32_OUTPUTS):
+        return model, entry["summary"], exp.outputs(model, role)
     return model, entry["summary"], entry["outputs"]
 
 

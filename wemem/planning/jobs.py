@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
@@ -21,6 +21,7 @@ from wemem.attacks.suite import CLASSIFIER_ATTACKS, SENSITIVITY_ATTACKS
 from wemem.defenses.baselines import ADVHooks
 from wemem.defenses.catalog import WINDOW_ORDER
 from wemem.defenses.config import BASE, DefenseConfig
+from wemem.experiment.keys import defense_settings
 from wemem.planning import entries as E
 from wemem.planning.geometry import Ctx, role_index, role_names
 
@@ -166,10 +167,21 @@ def _round_work(c: Ctx, defense: str, st: dict, ft: int) -> tuple[int, int]:
     return epochs, math.ceil(rows)
 
 
+def for_defense(c: Ctx, name: str) -> Ctx:
+    """The context of the models defense ``name``'s rows train: ``c``, or for DP-SGD on a
+    BatchNorm CNN its GroupNorm twin's (:meth:`wemem.experiment.replicate.Experiment.for_defense`,
+    :func:`wemem.experiment.keys.defense_settings`)."""
+    s = defense_settings(c.s, name)
+    return c if s is c.s else replace(c, s=s)
+
+
 def _pruned_entries(
     c: Ctx, roles: list[str], config: DefenseConfig, *, one_shot: bool, seed: int | None
 ) -> tuple[E.Entry, ...]:
-    s = c.s
+    """The pruning runs of ``roles`` with ``config``, on the models of :func:`for_defense` (the
+    mem-scores are the run's, ``c``'s, for a twin too)."""
+    cd = for_defense(c, config.name)
+    s = cd.s
     spec = E.defense_key_spec(
         s, config.name, config.settings, one_shot=one_shot, memscores_key=memscores(c).key
     )
@@ -178,7 +190,7 @@ def _pruned_entries(
             s,
             r,
             role_index(r),
-            dense=_dense(c, r, seed),
+            dense=_dense(cd, r, seed),
             seed=c.seed if seed is None else seed,
             one_shot=one_shot,
             defense=config.name,
@@ -231,9 +243,12 @@ def pruned_jobs(
     factor, extra = 1.0, []
     if config.name == "dp":
         factor = DP_FACTOR["fc" if s.arch == "fc" else "cnn"]
+        samples = math.ceil(samples * float(config.settings.get("passes_per_epoch", 1.0)))
     if config.name == "adv":
         st = {**_ADV, **config.settings}
         k_every = st["k_attack"] / st["attack_every"]
+        if st["mode"] == "official":  # one classifier batch per epoch, k attack steps before it
+            samples, k_every = min(samples, s.batch_size), st["k_attack"]
         factor = 1 + 2 * k_every / 3  # 2 eval-mode forward passes of B rows per attack step
         extra.append(_adv_job(c, name, roles, k_every, keys, samples, epochs, fresh))
     job = _model_job(
@@ -249,6 +264,9 @@ def pruned_jobs(
         fresh=fresh,
         entries=models,
     )
+    twin = for_defense(c, config.name)
+    if twin is not c:  # the twin's dense models, trained by the first of its pruning runs
+        extra += dense_jobs(twin, roles, seed=seed)
     return [job, *extra]
 
 
