@@ -49,10 +49,22 @@ def test_kfold_proxy_agrees_with_fz(exp):
 
 def test_released_file_loads_aligned_to_the_pool(exp, tmp_path):
     n = exp.pool.n_train
-    raw = np.linspace(0.2, 0.8, n)
+    y = exp.pool.y_clean[:n].numpy()
+    # class-structured like real mem-scores: the class shifts the score, plus noise
+    raw = 0.3 + 0.05 * y + np.random.default_rng(0).normal(0, 0.1, n)
     path = released.save_released(tmp_path / "memscore_synthetic_fc.csv", raw)
     res = memscores.compute(exp, method="released", released_file=str(path))
-    assert res.score.min() == 0 and res.score.max() == 1 and np.all(np.diff(res.score) > 0)
+    np.testing.assert_allclose(res.score, tau.normalize_minmax(raw))
+    assert res.score.min() == 0 and res.score.max() == 1
+    moved = released.save_released(
+        tmp_path / "moved.csv", np.random.default_rng(1).permutation(raw)
+    )
+    with pytest.raises(DataFormatError, match=r"moved\.csv.*synthetic.*score of pool row i"):
+        memscores.compute(exp, method="released", released_file=str(moved))
+    opted_out = memscores.compute(
+        exp, method="released", released_file=str(moved), check_released=False
+    )
+    assert opted_out.score.shape == (n,)
     short = released.save_released(tmp_path / "short.csv", raw[:-5])
     with pytest.raises(DataFormatError):
         memscores.compute(exp, method="released", released_file=str(short))

@@ -31,7 +31,7 @@ from wemem.memorization.estimators import (
     kfold_assignment,
     subset_masks,
 )
-from wemem.memorization.released import load_released
+from wemem.memorization.released import check_alignment, load_released
 from wemem.memorization.tau import normalize_minmax
 from wemem.models import norm_key_part
 from wemem.names import MEMSCORE_METHODS
@@ -144,6 +144,7 @@ def compute(
     epochs: int | None = None,
     seed: int = 0,
     released_file: str | None = None,
+    check_released: bool = True,
     cache: Cache | None = None,
 ) -> MemScoreResult:
     """Memorization scores of the experiment's training pool, cached.
@@ -153,6 +154,9 @@ def compute(
         method: ``fz`` (Feldman–Zhang subsampling: ``models`` models on random subsets of ``ratio``),
             ``kfold`` (``models`` disjoint folds, one model per fold, spec §3.3), or ``released``
             (the paper's CSV at ``released_file``).
+        check_released: check that the released file belongs to the run's (dataset, arch) and pool
+            order (:func:`wemem.memorization.released.check_alignment`: file name, share with
+            m ≥ τ, dependence on the pool's labels); ``False`` is the explicit opt-out.
         epochs: fixed training epochs of every model (no early stopping: a fixed budget).
         Arguments left ``None`` come from ``exp.settings`` (``memscore_*``).
     """
@@ -168,7 +172,13 @@ def compute(
     if method == "released":
         if not released_file:
             raise ParamsError("memscore_method = 'released' needs memscore_file (a CSV path)")
-        score = load_released(Path(released_file).expanduser(), n=n)
+        path = Path(released_file).expanduser()
+        score = load_released(path, n=n)
+        if check_released:
+            labels = exp.pool.y_clean[:n].cpu().numpy()  # the dataset's own labels, as the authors'
+            check_alignment(score, labels, path=path, dataset=s.dataset, arch=s.arch)
+        else:
+            log.warning("%s: alignment with the %s pool not checked (opted out)", path, s.dataset)
         return MemScoreResult(
             score=normalize_minmax(score), method=method, settings={"file": released_file}
         )

@@ -8,6 +8,9 @@ float arrays, NaN where undefined.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -111,3 +114,82 @@ def calibrate_tau(
             raise ParamsError(f"tau must lie in [0, 1] (min–max scale); got {tau}")
         return float(tau)
     return threshold_for_fraction(normalize_minmax(scores), fraction)
+
+
+# ----------------------------------------------------------------------------- the rule of a run
+
+#: High-risk share used for the tabular datasets without a released file (spec §2.4: Texas and
+#: Purchase). The one released FC file, Location-FC, selects 5.5 % at τ = 0.6; Texas has the same
+#: τ and architecture, and Purchase's higher τ (0.75) can only select fewer, so 5.5 % is the share
+#: the paper's τ would most plausibly give on a released file of either: this project's choice.
+TABULAR_SHARE = 0.055
+_TABULAR_SHARE_FOR = {("texas100", "fc"): TABULAR_SHARE, ("purchase100", "fc"): TABULAR_SHARE}
+
+
+def paper_share(dataset: str, arch: str) -> float:
+    """The high-risk share of spec §2.4 for ``(dataset, arch)``: the fraction of the released file
+    with m ≥ τ (:data:`PAPER_TAU`), or :data:`TABULAR_SHARE` for Texas and Purchase."""
+    if (dataset, arch) in PAPER_TAU:
+        return PAPER_TAU[(dataset, arch)][1]
+    if (dataset, arch) in _TABULAR_SHARE_FOR:
+        return _TABULAR_SHARE_FOR[(dataset, arch)]
+    raise ParamsError(
+        f"(dataset, arch) = ({dataset!r}, {arch!r}) has no high-risk share in spec §2.4; "
+        f"allowed: {sorted({*PAPER_TAU, *_TABULAR_SHARE_FOR})}"
+    )
+
+
+@dataclass(frozen=True)
+class TauRule:
+    """How a run picks τ (spec §2.3, §2.4, §3.4).
+
+    ``kind = "quantile"``: τ is the quantile of the run's (min–max normalized) mem-scores that
+    selects ``share`` of the training pool as high-risk (computed mem-scores: their scale is not the
+    released files', so the paper's raw τ would select an arbitrary share). ``kind = "raw"``: τ is
+    ``value`` itself, the paper's τ on the released files' scale (released mem-scores only).
+    """
+
+    kind: str
+    share: float | None = None
+    value: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind == "quantile":
+            if self.share is None or not 0 < self.share < 1 or self.value is not None:
+                raise ParamsError(f"tau rule quantile: share must lie in (0, 1); got {self.share}")
+        elif self.kind == "raw":
+            if self.value is None or not 0 <= self.value <= 1 or self.share is not None:
+                raise ParamsError(f"tau rule raw: value must lie in [0, 1]; got {self.value}")
+        else:
+            raise ParamsError(f"tau rule kind = {self.kind!r}: allowed values are quantile, raw")
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"kind": "quantile", "share": 0.176}`` or ``{"kind": "raw", "value": 0.5}``."""
+        if self.kind == "quantile":
+            return {"kind": "quantile", "share": self.share}
+        return {"kind": "raw", "value": self.value}
+
+    def tau(self, scores: ArrayLike) -> float:
+        """τ on the min–max scale of ``scores`` (:func:`calibrate_tau`)."""
+        if self.kind == "raw":
+            return calibrate_tau(scores, tau=self.value)
+        return calibrate_tau(scores, fraction=self.share)
+
+    def describe(self) -> str:
+        if self.kind == "raw":
+            return f"the paper's raw τ = {self.value:g} (released mem-scores)"
+        return f"the quantile selecting {self.share:.1%} of the pool as high-risk"
+
+
+def tau_rule(*, share: float, memscore_method: str, dataset: str, arch: str) -> TauRule:
+    """The rule of a run: with released mem-scores (``memscore_method == "released"``) the raw τ of
+    the settings table (:data:`PAPER_TAU_BY_DATASET`, spec §2.4); otherwise the quantile selecting
+    ``share`` (the paper profile sets it to :func:`paper_share`)."""
+    if memscore_method == "released":
+        if (dataset, arch) not in PAPER_TAU_BY_DATASET:
+            raise ParamsError(
+                f"memscore_method 'released': ({dataset!r}, {arch!r}) has no τ in the settings "
+                f"table; allowed: {sorted(PAPER_TAU_BY_DATASET)}"
+            )
+        return TauRule("raw", value=PAPER_TAU_BY_DATASET[(dataset, arch)])
+    return TauRule("quantile", share=float(share))
