@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -80,3 +81,20 @@ def test_data_list_shows_offline_sets(capsys):
 def test_data_fetch_unknown_name_exits_2(capsys):
     assert cli.main(["data", "fetch", "imagenet"]) == 2
     assert "imagenet" in capsys.readouterr().err
+
+
+def test_json_without_dry_run_exits_2_and_runs_nothing(tmp_path, capsys):
+    out = tmp_path / "outputs"
+    code = cli.main(["reproduce", "--profile", "tiny", "--json", "--outputs", str(out)])
+    captured = capsys.readouterr()
+    assert code == 2 and "--json" in captured.err and "--dry-run" in captured.err
+    assert captured.out == "" and not out.exists()
+
+
+def test_dry_run_json_prints_one_json_document(tmp_path, capsys):
+    argv = ["reproduce", "--profile", "tiny", "--dry-run", "--json"]
+    argv += ["--outputs", str(tmp_path), "--params", str(ROOT / "params")]
+    assert cli.main([*argv, "--notebooks", str(ROOT / "notebooks")]) == 0
+    doc = json.loads(capsys.readouterr().out)  # stdout holds the document and nothing else
+    assert doc["profile"] == "tiny" and doc["runs"]
+    assert {r["notebook"] for r in doc["runs"]} >= {"03_defense_rsw", "06_baselines"}

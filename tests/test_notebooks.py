@@ -13,6 +13,7 @@ import pytest
 
 from wemem import params
 from wemem.batch import runner
+from wemem.studies import paper_tables, verdicts
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -166,6 +167,8 @@ def test_autotune_searches_on_shadows_and_reports_the_victim(tiny_batch):
     m = json.loads((out / "11_autotune" / "tiny" / "metrics.json").read_text())
     assert all(m["checks"].values())
     assert m["claims"]["chosen"] == m["chosen"] and m["claims"]["candidates"] > 10
+    assert [r["share"] for r in m["tau"]] == [0.1] and abs(m["tau"][0]["selected"] - 0.1) <= 0.01
+    assert verdicts.is_decision(m["claims"]["auto_below_base_auc"])
 
 
 def test_dp_runs_report_epsilon_and_time_cost_has_every_defense(tiny_batch):
@@ -192,6 +195,8 @@ def test_motivation_metrics_are_computed(tiny_batch):
     m = json.loads((out / "02_motivation" / "tiny" / "metrics.json").read_text())
     assert all(m["checks"].values())
     assert set(m["claims"]["mean_auc"]) == {"dense", "one-shot", "iterative"}
+    for claim in (m["claims"]["iterative_gt_dense"], m["scenarios"]["high_mem_leaks_more"]):
+        assert verdicts.is_decision(claim) and claim["noise"] == "sampling SE (one seed)"
     nb = nbformat.read(out / "02_motivation" / "tiny" / "02_motivation.ipynb", as_version=4)
     summary = nb.cells[-1].outputs[0]["data"]["text/markdown"]
     assert f"{m['claims']['mean_auc']['iterative']:.3f}" in summary  # prose reads metrics.json
@@ -203,6 +208,12 @@ def test_paper_tables_read_the_runs_of_their_batch(tiny_batch):
     assert all(m["checks"].values())
     assert {r["status"] for r in m["runs"]} == {"run"}  # 00-11 ran before 12, into the same root
     assert m["counts"]["not_run"] == 0 and m["counts"]["compared"] > 0
+    # every claim key 12 reads (paper_values.yaml's tested_by) is in the runs' metrics
+    assert paper_tables.claim_keys(paper_tables.collect(out, "tiny")) == []
+    assert m["counts"]["not_in_metrics"] == 0
+    decided = [c for c in m["claims_summary"] if c["notebook"] in ("02_motivation", "11_autotune")]
+    assert decided and all(c["status"] in verdicts.STATUSES for c in decided)
+    assert all(c["resolution"] is not None for c in decided)
     nb = nbformat.read(out / "12_paper_tables" / "tiny" / "12_paper_tables.ipynb", as_version=4)
     summary = nb.cells[-1].outputs[0]["data"]["text/markdown"]
     assert f"holds: {m['counts']['holds']}," in summary  # prose reads metrics.json

@@ -25,10 +25,17 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         "notebooks_dir": Path(args.notebooks),
         "params_dir": Path(args.params),
     }
+    if args.json and not args.dry_run:
+        raise WememError("--json: only with --dry-run (it prints the resolved plan, runs nothing)")
     if args.dry_run:
         from wemem.planning.dry_run import cost_table, render
 
         rows = runner.plan(args.profile, only=args.only, force=args.force, **dirs)
+        if args.json:
+            from wemem.planning.plan_json import dumps, plan_document
+
+            sys.stdout.write(dumps(plan_document(rows, profile=args.profile)) + "\n")
+            return 0
         if args.verbose:
             from wemem.planning.dry_run import render_jobs
 
@@ -192,6 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run",
         action="store_true",
         help="print the runs, models, epochs and estimated time per device class; run nothing",
+    )
+    r.add_argument(
+        "--json",
+        action="store_true",
+        help="with --dry-run: print the resolved plan (every run's attacks and defense settings, "
+        "defaults filled in) as one JSON document instead of the cost table",
     )
     r.set_defaults(func=_cmd_reproduce)
 

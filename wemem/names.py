@@ -54,8 +54,27 @@ ATTACKS: dict[str, Name] = {
         Name("nn", "NN", "nn", "MLP on the posterior"),
         Name("top3_nn", "Top3-NN", "nn_top3", "MLP on the three largest posteriors"),
         Name("cl_nn", "Cl-NN", "nn_cls", "MLP on posterior and one-hot label"),
+        Name(
+            "nn_sens",
+            "NN-Sens",
+            "nn_sens_cls",
+            "MLP on posterior, sensitivity and label (this project's reading; not released)",
+        ),
+        Name(
+            "shokri",
+            "Shokri",
+            None,
+            "per-class shadow attack models (this project's reading; not released)",
+        ),
+        Name("lira", "LiRA", None, "likelihood-ratio attack (Carlini et al.), beyond the paper"),
     ]
 }
+
+#: The paper's 8 attack columns (spec §6.2: Conf, Entr, Mentr, Hconf, SAMIA, NN, Top3-NN, Cl-NN),
+#: its Hconf read as the official code computes it (``hconf_official``, spec §9.9). Paper
+#: comparisons (T-RMR, Fig. 6/7 means, notebook 12's deltas) average these only; the project's
+#: ``hconf`` (top-1), its readings of the two unreleased attacks and LiRA are reported beside them.
+PAPER_ATTACKS = ("conf", "entr", "mentr", "hconf_official", "samia", "nn", "top3_nn", "cl_nn")
 
 ARCHITECTURES: dict[str, Name] = {
     n.code: n

@@ -18,6 +18,8 @@ import yaml
 
 from wemem.defenses.config import headline_window, window_grid
 from wemem.experiment import keys
+from wemem.memorization.tau import TauRule
+from wemem.planning import entries as E
 from wemem.planning import verify
 from wemem.planning.entries import canonical, dense_entry, tau_placeholder
 from wemem.planning.geometry import make_ctx
@@ -58,8 +60,9 @@ def test_the_plan_lists_exactly_the_entries_the_run_used(tiny_06):
     assert result.equal, "\n".join(result.lines())
     kinds = {text.split()[0] for text in result.planned}
     assert kinds == {"dense", "memscores", "pruned"}
-    # 3 dense, 1 mem-scores, (Base, PPB, RelaxLoss, ADV, then DP, RSW, RMR, SWMR) x 3 models
-    assert sum(result.planned.values()) == 3 + 1 + 8 * 3
+    # 3 dense, 1 mem-scores, (Base, PPB, RelaxLoss, ADV (official), then DP, RSW, RMR, SWMR and
+    # ADV (Nasr) beside) x 3 models
+    assert sum(result.planned.values()) == 3 + 1 + 9 * 3
 
 
 def test_a_plan_of_other_settings_differs_from_the_run(tiny_06):
@@ -87,7 +90,8 @@ def test_group_norm_models_are_other_models_mem_scores_included():
     def paper(name: str) -> dict:
         return yaml.safe_load((PARAMS / "paper" / f"{name}.yaml").read_text())
 
-    group = planned_entries("06_baselines", paper("06_baselines.cifar10_resnet18"))
+    run = paper("06_baselines.cifar10_resnet18")
+    group = planned_entries("06_baselines", {**run, "norm": "group"})  # a whole GroupNorm run
     batch = planned_entries(
         "01_memorization_scores", paper("01_memorization_scores.cifar10_resnet18")
     )
@@ -96,6 +100,16 @@ def test_group_norm_models_are_other_models_mem_scores_included():
     assert {group[k].spec.get("norm") for k in scores} == {"group"}
     (fz,) = [e for e in batch.values() if e.spec["method"] == "fz"]
     assert {**group[scores.pop()].spec, "norm": None} == {**fz.spec, "norm": None}
+    # norm: batch (the paper file): 01's mem-scores; GroupNorm models under the DP rows only
+    planned = planned_entries("06_baselines", {**run, "norm": "batch"})
+    assert {k for k, e in planned.items() if e.kind == "memscores"} <= set(batch)
+    group_dense = {e.key for e in planned.values() if e.kind == "dense" and "norm" in e.spec}
+    dp_dense = {
+        E.entry("dense", e.spec["dense"]).key
+        for e in planned.values()
+        if e.kind == "pruned" and e.spec["defense"] == "dp"
+    }
+    assert group_dense == dp_dense and len(group_dense) == 1 + run["n_shadows"]
 
 
 def test_planned_specs_are_the_real_key_functions_with_placeholders():
@@ -118,6 +132,33 @@ def test_the_stand_in_replicate_gives_the_notebooks_grid_and_tau():
     assert grid == window_grid(n_c)
     assert (headline_window(grid).width, headline_window(grid).step) == (10, 1)
     for f in (0.1, 0.176, 0.05, 0.5):
-        assert tau_placeholder(sweeps.tau_for(replicate, fraction=f)) == f"<tau quantile {f:g}>"
-    assert tau_placeholder(sweeps.tau_for(replicate, tau=0.6)) == 0.6  # a raw τ stays a value
-    assert math.isclose(sweeps.tau_for(replicate, fraction=0.1), 0.9, abs_tol=1e-5)
+        rule = TauRule("quantile", share=f)
+        assert tau_placeholder(sweeps.tau_for(replicate, rule)) == f"<tau quantile {f:g}>"
+    raw = TauRule("raw", value=0.6)
+    assert tau_placeholder(sweeps.tau_for(replicate, raw)) == 0.6  # a raw τ stays a value
+    assert math.isclose(
+        sweeps.tau_for(replicate, TauRule("quantile", share=0.1)), 0.9, abs_tol=1e-5
+    )
+
+
+def test_a_batchnorm_cnn_plans_groupnorm_models_for_its_dp_rows_only():
+    cnn = {**_tiny("07_dpsgd_opacus"), "dataset": "cifar10", "data_options": {}, "arch": "resnet18"}
+    entries = planned_entries("07_dpsgd_opacus", cnn).values()
+    pruned = [e for e in entries if e.kind == "pruned"]
+    dp = [e for e in pruned if e.spec["defense"] == "dp"]
+    other = [e for e in pruned if e.spec["defense"] != "dp"]
+    assert dp and other
+    assert all(e.spec["dense"]["norm"] == "group" for e in dp)
+    assert all("norm" not in e.spec["dense"] for e in other)
+    dense = [e for e in entries if e.kind == "dense"]
+    assert sorted(e.spec.get("norm", "batch") for e in dense) == ["batch"] * 3 + ["group"] * 3
+    assert {e.spec["dense"]["train"]["seed"] for e in dp} == {0, 1, 2}  # the run's seeds
+    (scores,) = [e for e in entries if e.kind == "memscores"]
+    assert "norm" not in scores.spec  # the run's mem-scores, BatchNorm
+    s = make_ctx({**notebook_defaults("07_dpsgd_opacus"), **cnn}).s
+    e, twin = dense_entry(s, "victim", 0, seed=0), keys.defense_settings(s, "dp")
+    assert e.spec == keys.dense_spec(
+        s, pool_digest=e.spec["pool"], rows=e.spec["rows"], seed=0, role_index=0
+    )
+    assert dense_entry(twin, "victim", 0, seed=0).spec == {**e.spec, "norm": "group"}
+    assert keys.defense_settings(s, "base") is s

@@ -134,7 +134,7 @@ def test_paper_profile_compares_only_the_same_data_and_model(tmp_path):
 
 
 CLAIMS_03 = {
-    "claims": {"smaller_width_lowers_test_acc": True, "mean_speedup_vs_base": 0.8, "extra": False},
+    "claims": {"smaller_width_lowers_test_acc": True, "extra": False},
     "checks": {"every_window_ran": True},
     "settings": {"stem_maxpool": True},
 }
@@ -142,10 +142,13 @@ CLAIMS_03 = {
 
 def test_claims_summary_statuses(tmp_path):
     _write(tmp_path, "03_defense_rsw", "cpu", CLAIMS_03)
+    slower = {"status": "does not hold", "difference": -1.0, "resolution": 0.1}
+    slower |= {"direction": "greater"}
+    _write(tmp_path, "10_time_cost", "cpu", {"claims": {"rsw_faster_than_base": slower}})
     claims = pt.claims_summary(pt.collect(tmp_path, "cpu"), "cpu")
     status = claims.set_index(["notebook", "key"]).status
     assert status["03_defense_rsw", "claims.smaller_width_lowers_test_acc"] == "holds"
-    assert status["03_defense_rsw", "claims.mean_speedup_vs_base > 1"] == "does not hold"
+    assert status["10_time_cost", "claims.rsw_faster_than_base"] == "does not hold"
     missing = status["03_defense_rsw", "claims.lowest_attack_is_small_width_small_step"]
     assert missing == "not in metrics"
     assert status["05_defense_swmr", "claims.smaller_width_lowers_test_acc"] == "not run"
@@ -173,7 +176,7 @@ def test_nothing_run_is_reported_not_raised(tmp_path):
     table, claims = pt.paper_vs_reproduced(runs, "tiny"), pt.claims_summary(runs, "tiny")
     assert table.reproduced.isna().all() and table.delta.isna().all()
     assert set(claims.status) == {"not run"}
-    assert all(pt.checks(table, claims, runs).values())
+    assert all(pt.checks(runs).values())
     metrics = {
         "settings": {"profile": "tiny"},
         "runs": pt.runs_table(runs, "tiny").to_dict("records"),
@@ -197,3 +200,54 @@ def test_outputs_root_is_the_batch_root_under_the_runner(tmp_path):
     assert pt.locate_outputs_root("../outputs", inside) == (tmp_path / "out").resolve()
     assert pt.locate_outputs_root("../outputs", tmp_path / "elsewhere") == pt.Path("../outputs")
     assert pt.locate_outputs_root("../outputs", "") == pt.Path("../outputs")
+
+
+def _decided(status, d, r):
+    return {
+        "status": status,
+        "difference": d,
+        "resolution": r,
+        "direction": "greater",
+        "noise": "x",
+    }
+
+
+def test_decided_claims_keep_their_three_valued_status_and_figures(tmp_path):
+    claims_02 = {
+        "iterative_gt_dense": _decided("unresolved", 0.01, 0.02),
+        "iterative_gt_one_shot": _decided("holds", 0.05, 0.02),
+    }
+    scen = {
+        "reuse_increases_leakage": _decided("unresolved", 0.0, 0.1),
+        "gap_grows_with_pruning": _decided("unresolved", 0.0, 0.1),
+        "high_mem_leaks_more": _decided("does not hold", -0.3, 0.1),
+        "nested": {"extra": _decided("holds", 0.2, 0.1)},
+    }
+    checks = {"a": True, "b": "not applicable (tiny profile)"}
+    _write(
+        tmp_path, "02_motivation", "cpu", {"claims": claims_02, "scenarios": scen, "checks": checks}
+    )
+    runs = pt.collect(tmp_path, "cpu")
+    claims = pt.claims_summary(runs, "cpu").set_index(["notebook", "key"])
+    row = claims.loc[("02_motivation", "claims.iterative_gt_dense")]
+    assert row.status == "unresolved" and row.value == 0.01 and row.resolution == 0.02
+    assert row.noise == "x"
+    extra = claims.loc[("02_motivation", "scenarios.nested.extra")]
+    assert extra.status == "holds" and extra.source == "this project (02_motivation)"
+    assert not claims.index.get_level_values("key").str.contains("extra.status").any()
+    verdict = pt.by_statement(claims.reset_index()).set_index("claim")
+    assert verdict.verdict["iterative_leaks_more"] == "mixed"  # unresolved + holds (+ 09 not run)
+    assert verdict.verdict["data_reuse"] == "unresolved"
+    assert verdict.verdict["inherent_memorability"] == "does not hold"
+    assert verdict.loc["data_reuse", "unresolved"] == 2
+    table = pt.runs_table(runs, "cpu").set_index("notebook")
+    assert table.loc["02_motivation", "checks passed"] == "1/1 (1 n/a)"
+    assert pt.checks(runs) == {"every_claim_key_found": True, "every_run_passed_its_checks": True}
+
+
+def test_checks_fail_on_a_missing_claim_key_and_a_failed_run_check(tmp_path):
+    _write(tmp_path, "02_motivation", "cpu", {"claims": {}, "checks": {"a": False}})
+    runs = pt.collect(tmp_path, "cpu")
+    missing = pt.claim_keys(runs)
+    assert ("02_motivation", "cpu", "claims.iterative_gt_dense") in missing
+    assert pt.checks(runs) == {"every_claim_key_found": False, "every_run_passed_its_checks": False}

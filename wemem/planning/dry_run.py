@@ -3,6 +3,7 @@
 Joins the runner's plan (which runs would execute, which are unchanged and skipped) with the cost
 model of :mod:`wemem.planning.costing` (models, model-epochs, sample-epochs, TFLOPs and seconds per device
 class from the measured calibration ``params/calibration.yaml``). Nothing is trained or written.
+``--dry-run --json`` prints the resolved plan instead (:mod:`wemem.planning.plan_json`).
 """
 
 from __future__ import annotations

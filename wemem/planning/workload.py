@@ -37,27 +37,29 @@ import functools
 import inspect
 import math
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from wemem.batch.parameters_cell import read_parameters_cell
-from wemem.defenses.config import DefenseConfig
+from wemem.defenses.config import BASE, DefenseConfig
 from wemem.errors import ParamsError
+from wemem.planning import jobs as _jobs
 from wemem.planning.entries import Entry
 from wemem.planning.geometry import Ctx, make_ctx, role_names
-from wemem.planning.jobs import (
-    Job,
-    attack_jobs,
-    dense_jobs,
-    memscore_jobs,
-    pruned_jobs,
-    sweep_jobs,
-)
+from wemem.planning.jobs import Job, attack_jobs, dense_jobs, memscore_jobs
 from wemem.planning.replicate import PlanReplicate
 from wemem.studies import autotune, comparison, pruning_choices, rmr, sweeps, windows
 
-__all__ = ["PLANNERS", "Job", "notebook_defaults", "plan_run", "planned_entries"]
+__all__ = [
+    "PLANNERS",
+    "Job",
+    "notebook_defaults",
+    "plan_run",
+    "planned_configs",
+    "planned_entries",
+]
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
@@ -84,6 +86,29 @@ def notebook_defaults(stem: str, *, notebooks_dir: Path | None = None) -> dict[s
     if not path.exists():
         raise ParamsError(f"notebook {stem!r}: no file {path}")
     return dict(_cell_defaults(str(path)))
+
+
+# ----------------------------------------------------------------------------- seen configs
+
+#: While :func:`planned_configs` runs: every defense config the plan prunes with, in order.
+_PRUNED_WITH: ContextVar[list[DefenseConfig] | None] = ContextVar("pruned_with", default=None)
+
+
+def _seen(configs: list[DefenseConfig]) -> list[DefenseConfig]:
+    seen = _PRUNED_WITH.get()
+    if seen is not None:
+        seen.extend(configs)
+    return configs
+
+
+def sweep_jobs(c: Ctx, configs: list[DefenseConfig]) -> list[Job]:
+    """:func:`wemem.planning.jobs.sweep_jobs`, its configs seen by :func:`planned_configs`."""
+    return _jobs.sweep_jobs(c, _seen(list(configs)))
+
+
+def pruned_jobs(c: Ctx, roles: list[str], config: DefenseConfig = BASE, **kw: Any) -> list[Job]:
+    """:func:`wemem.planning.jobs.pruned_jobs`, its config seen by :func:`planned_configs`."""
+    return _jobs.pruned_jobs(c, roles, *_seen([config]), **kw)
 
 
 # ----------------------------------------------------------------------------- plans
@@ -114,21 +139,26 @@ def _plan_02(c: Ctx) -> list[Job]:
     return jobs
 
 
+def _tau(c: Ctx) -> float:
+    """τ as the notebook computes it (its rule at ``tau_share``), on the stand-in's ramp."""
+    return sweeps.tau_for(PlanReplicate(c), sweeps.run_tau_rule(c.s, c.p["tau_share"]))
+
+
 def _plan_03(c: Ctx) -> list[Job]:
-    return _common(c) + sweep_jobs(c, windows.rsw_configs(_grid(c), orders=c.p["orders"]))
+    configs = windows.rsw_configs(_grid(c), orders=c.p["orders"], mode=c.p["window_mode"])
+    return _common(c) + sweep_jobs(c, configs)
 
 
 def _plan_04(c: Ctx) -> list[Job]:
-    p = c.p
-    fraction = None if p["tau"] is not None else p["tau_fraction"]
-    tau = sweeps.tau_for(PlanReplicate(c), tau=p["tau"], fraction=fraction)
-    return _common(c) + sweep_jobs(c, rmr.table_configs(tau=tau, lambdas=p["lambdas"]))
+    configs = rmr.table_configs(tau=_tau(c), lambdas=c.p["lambdas"])
+    return _common(c) + sweep_jobs(c, configs)
 
 
 def _plan_05(c: Ctx) -> list[Job]:
     p = c.p
-    tau = sweeps.tau_for(PlanReplicate(c), fraction=p["tau_fraction"])
-    configs = windows.swmr_configs(_grid(c), orders=p["orders"], tau=tau, lambda_r=p["lambda_r"])
+    configs = windows.swmr_configs(
+        _grid(c), orders=p["orders"], tau=_tau(c), lambda_r=p["lambda_r"], mode=p["window_mode"]
+    )
     return _common(c) + sweep_jobs(c, configs)
 
 
@@ -139,15 +169,15 @@ def _plan_06(c: Ctx) -> list[Job]:
         alphas=p["alphas"],
         thetas=p["thetas"],
         adv_attack_every=p["adv_attack_every"],
+        adv_mode=p["adv_modes"][0],
     )
-    adv = {"attack_every": p["adv_attack_every"]}
-    chosen = comparison.comparison_configs_for(PlanReplicate(c), adv=adv)
+    chosen = comparison.comparison_configs_for(PlanReplicate(c), comparison.choice_from(p))
     return _common(c) + sweep_jobs(c, baselines) + sweep_jobs(c, chosen)
 
 
 def _plan_07(c: Ctx) -> list[Job]:
     configs = comparison.dp_configs(
-        comparison.comparison_configs_for(PlanReplicate(c)),
+        comparison.comparison_configs_for(PlanReplicate(c), comparison.choice_from(c.p)),
         sigmas=c.p["sigmas"],
         target_epsilons=c.p["target_epsilons"],
     )
@@ -178,7 +208,7 @@ def _plan_08(c: Ctx) -> list[Job]:
 def _plan_09(c: Ctx) -> list[Job]:
     p, jobs = c.p, _common(c)
     if "one_shot" in p["sections"]:
-        chosen = comparison.comparison_configs_for(PlanReplicate(c))
+        chosen = comparison.comparison_configs_for(PlanReplicate(c), comparison.choice_from(p))
         jobs += sweep_jobs(c, pruning_choices.pruning_configs(chosen))
     fields = []  # pruning_choices.setting_sweep: one experiment per value
     if "rates" in p["sections"]:
@@ -187,14 +217,16 @@ def _plan_09(c: Ctx) -> list[Job]:
         fields += [("pruning_approach", v, p["approach_defenses"]) for v in p["approaches"]]
     for field, v, defenses in fields:
         cv = replace(c, s=replace(c.s, **{field: v}))
-        chosen = comparison.comparison_configs_for(PlanReplicate(cv))
+        chosen = comparison.comparison_configs_for(PlanReplicate(cv), comparison.choice_from(p))
         jobs += sweep_jobs(cv, sweeps.select(chosen, tuple(defenses)))
     return jobs
 
 
 def _plan_10(c: Ctx) -> list[Job]:
     jobs = dense_jobs(c, ["victim"]) + memscore_jobs(c)
-    for config in comparison.comparison_configs_for(PlanReplicate(c)):  # time_cost.time_cost
+    configs = comparison.comparison_configs_for(PlanReplicate(c), comparison.choice_from(c.p))
+    runs = [configs[0]] + configs * c.p["time_repeats"]  # time_cost.time_cost: warm-up, repeats
+    for config in runs:
         what = f"{config.setting} (timed, uncached)"
         jobs += pruned_jobs(c, ["victim"], config, fresh=True, what=what)
     return jobs
@@ -206,7 +238,7 @@ def _plan_11(c: Ctx) -> list[Job]:
         replicate,
         orders=p["orders"],
         lambdas=p["lambdas"],
-        tau_fractions=p["tau_fractions"],
+        tau_shares=p["tau_shares"],
         rmr_lambdas=p["rmr_lambdas"],
     )
     jobs, alive = _common(c), len(cands)
@@ -217,7 +249,9 @@ def _plan_11(c: Ctx) -> list[Job]:
                 c, role_names(n, victim=False), config, what=f"rung {i}: {cand.name}"
             )
         alive = max(1, math.ceil(alive / p["eta"]))
-    configs = autotune.victim_configs(cands[0], autotune.hand_picked(replicate))
+    configs = autotune.victim_configs(
+        cands[0], autotune.hand_picked(replicate, tau_share=p["tau_shares"][0])
+    )
     return jobs + sweep_jobs(c, configs)
 
 
@@ -260,3 +294,25 @@ def planned_entries(
     """The cache entries one run's plan reads or writes, by key (each once)."""
     jobs = plan_run(stem, params, notebooks_dir=notebooks_dir)
     return {e.key: e for job in jobs for e in job.entries}
+
+
+def planned_configs(
+    stem: str, params: dict[str, Any], *, notebooks_dir: Path | None = None
+) -> tuple[Ctx | None, list[DefenseConfig]]:
+    """The run's context and every defense config its plan prunes with (exactly what
+    :func:`plan_run` counts), in order, repeats kept; ``(None, [])`` for a notebook that trains
+    nothing. No data is loaded.
+
+    Raises:
+        ParamsError: as :func:`plan_run`.
+    """
+    if PLANNERS.get(stem) is None:
+        plan_run(stem, params, notebooks_dir=notebooks_dir)  # raises for an unplanned notebook
+        return None, []
+    c = make_ctx({**notebook_defaults(stem, notebooks_dir=notebooks_dir), **params})
+    token = _PRUNED_WITH.set([])
+    try:
+        PLANNERS[stem](c)
+        return c, list(_PRUNED_WITH.get() or ())
+    finally:
+        _PRUNED_WITH.reset(token)

@@ -138,7 +138,11 @@ def privacy_utility(rows: pd.DataFrame):
         ax.axhline(r.auc, ls=":", lw=0.8, color="grey")
         ax.text(dp.epsilon.min(), r.auc, f" {r.setting} AUC", fontsize=6, va="bottom")
     ax.set_xscale("log")
-    ax.set_xlabel("ε (RDP accountant, δ = 1/N)")
+    delta = rows.loc[rows.method == "DP", "dp_delta"] if "dp_delta" in rows else []
+    shown = (
+        f"δ = {float(delta.iloc[0]):.1e}" if len(delta) and delta.nunique() == 1 else "δ per row"
+    )
+    ax.set_xlabel(f"ε (RDP accountant, {shown})")
     ax.legend(fontsize=7)
     return fig
 

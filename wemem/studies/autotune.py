@@ -28,7 +28,8 @@ from wemem.attacks import METRIC_ATTACKS, run_metric_attacks
 from wemem.defenses.config import DefenseConfig, headline_window
 from wemem.experiment.replicate import Experiment, pool_shadows
 from wemem.names import label
-from wemem.studies.sweeps import tau_for, window_grid_for
+from wemem.studies import verdicts as vd
+from wemem.studies.sweeps import high_risk_fraction, run_tau_rule, tau_for, window_grid_for
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +41,42 @@ class Candidate:
     name: str = ""
 
 
+def taus(exp: Experiment, shares) -> dict[float, float]:
+    """τ of each high-risk share of ``shares`` under the run's rule
+    (:func:`~wemem.studies.sweeps.run_tau_rule`: the quantile selecting the share, or the paper's
+    raw τ with released mem-scores), on the min–max scale of ``exp``'s mem-scores."""
+    return {float(sh): tau_for(exp, run_tau_rule(exp.settings, sh)) for sh in shares}
+
+
+def tau_table(exp: Experiment, shares) -> pd.DataFrame:
+    """Per share: the rule, τ, and the share of the training pool τ actually selects."""
+    rows = []
+    for share, tau in taus(exp, shares).items():
+        rule = run_tau_rule(exp.settings, share)
+        selected = high_risk_fraction(exp, tau)
+        rows.append(
+            {
+                "share": share,
+                "kind": rule.kind,
+                "rule": rule.describe(),
+                "tau": tau,
+                "selected": selected,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def candidates(
     exp: Experiment,
     *,
     orders=("H2L", "L2H"),
     lambdas=(0.1,),
-    tau_fractions=(0.1,),
+    tau_shares=(0.1,),
     rmr_lambdas=(0.01, 0.1, 1.0),
 ) -> list[Candidate]:
-    """RSW and SWMR over the paper's window grid × orders (× λr, τ for SWMR), and RMR over λr, τ."""
-    out = []
+    """RSW and SWMR over the paper's window grid × orders (× λr, τ for SWMR), and RMR over λr, τ
+    (one τ per high-risk share of ``tau_shares``, :func:`taus`)."""
+    out, tau_of = [], taus(exp, tau_shares)
     grid = window_grid_for(exp)
     for order in orders:
         suffix = order.lower()
@@ -59,24 +86,17 @@ def candidates(
                 Candidate(f"rsw_{suffix}", ws, f"{label('rsw_' + suffix)} w={g.width} s={g.step}")
             )
             for lr in lambdas:
-                for tf in tau_fractions:
-                    tau = tau_for(exp, fraction=tf)
+                for sh, tau in tau_of.items():
                     out.append(
                         Candidate(
                             f"swmr_{suffix}",
                             {**ws, "tau": tau, "lambda_r": lr},
-                            f"{label('swmr_' + suffix)} w={g.width} s={g.step} λr={lr:g} τ@{tf:g}",
+                            f"{label('swmr_' + suffix)} w={g.width} s={g.step} λr={lr:g} τ@{sh:g}",
                         )
                     )
     for lr in rmr_lambdas:
-        for tf in tau_fractions:
-            out.append(
-                Candidate(
-                    "rmr",
-                    {"tau": tau_for(exp, fraction=tf), "lambda_r": lr},
-                    f"RMR λr={lr:g} τ@{tf:g}",
-                )
-            )
+        for sh, tau in tau_of.items():
+            out.append(Candidate("rmr", {"tau": tau, "lambda_r": lr}, f"RMR λr={lr:g} τ@{sh:g}"))
     return out
 
 
@@ -144,20 +164,20 @@ def successive_halving(
     return alive[0], pd.concat(trace, ignore_index=True)
 
 
-def hand_picked(exp: Experiment, *, tau_fraction: float = 0.1) -> list[Candidate]:
+def hand_picked(exp: Experiment, *, tau_share: float = 0.1) -> list[Candidate]:
     """The paper's headline choices, on this data: RSW(L→H) and SWMR(H→L) with the smallest width
-    and small step, λr = 0.1; RMR with λr = 0.1 (spec §1, §2.4)."""
+    and small step, λr = 0.1; RMR with λr = 0.1 (spec §1, §2.4); τ of ``tau_share`` (:func:`taus`)."""
     g = headline_window(window_grid_for(exp))
     ws = {"width": g.width, "step": g.step}
-    tau = tau_for(exp, fraction=tau_fraction)
+    tau = taus(exp, [tau_share])[float(tau_share)]
     return [
         Candidate("rsw_l2h", ws, f"RSW(L→H) w={g.width} s={g.step}"),
         Candidate(
             "swmr_h2l",
             {**ws, "tau": tau, "lambda_r": 0.1},
-            f"SWMR(H→L) w={g.width} s={g.step} λr=0.1 τ@{tau_fraction:g}",
+            f"SWMR(H→L) w={g.width} s={g.step} λr=0.1 τ@{tau_share:g}",
         ),
-        Candidate("rmr", {"tau": tau, "lambda_r": 0.1}, f"RMR λr=0.1 τ@{tau_fraction:g}"),
+        Candidate("rmr", {"tau": tau, "lambda_r": 0.1}, f"RMR λr=0.1 τ@{tau_share:g}"),
     ]
 
 
@@ -177,17 +197,49 @@ def victim_configs(chosen: Candidate, picks: list[Candidate]) -> list[DefenseCon
     return [base, *rows]
 
 
-def claims(trace: pd.DataFrame, victim: pd.DataFrame) -> dict:
-    """How the automatic choice fares on the real victim against Base and the hand-picked ones."""
-    g = victim.groupby("setting", sort=False)
-    t = (
-        g[["test_acc", "finetune_seconds"]]
-        .first()
-        .assign(attack=g["paper_metric"].mean(), auc=g["auc"].mean(), choice=g["choice"].first())
+def victim_summary(victim: pd.DataFrame) -> pd.DataFrame:
+    """Per setting of the victim sweep: choice, test accuracy, fine-tuning time, mean attack
+    accuracy and AUC over the attacks, and their sampling SEs (``auc_se``: Hanley–McNeil,
+    ``test_acc_se``: binomial on the victim's non-members, on which test accuracy is measured)."""
+    t = victim.assign(
+        auc_se=[
+            vd.auc_se(a, i, o)
+            for a, i, o in zip(victim.auc, victim.n_in, victim.n_out, strict=True)
+        ]
     )
+    g = t.groupby("setting", sort=False)
+    out = g[["choice", "test_acc", "finetune_seconds"]].first()
+    out = out.assign(
+        attack=g["paper_metric"].mean(), auc=g["auc"].mean(), auc_se=g["auc_se"].mean()
+    )
+    n_test = g["n_out"].max()
+    return out.assign(
+        test_acc_se=[vd.accuracy_se(a, n) for a, n in zip(out.test_acc, n_test, strict=True)]
+    )
+
+
+def claims(trace: pd.DataFrame, victim: pd.DataFrame) -> dict:
+    """How the automatic choice fares on the real victim against Base and the hand-picked ones.
+
+    ``auto_below_base_auc`` and ``auto_test_acc_ge_hand_mean`` are decided claims
+    (:func:`~wemem.studies.verdicts.decide`; one seed: the resolution is the sampling SE of the mean
+    AUC, resp. of the test accuracies, the hand-picked mean's as that of one accuracy)."""
+    t = victim_summary(victim)
     auto = t[t.choice == "automatic"].iloc[0]
     base = t[t.choice == "base"].iloc[0]
     hand = t[t.choice == "hand-picked"]
+    nan = float("nan")
+    below = vd.decide(
+        auto.auc - base.auc,
+        vd.difference_se(auto.auc_se, base.auc_se),
+        direction="less",
+        noise="AUC sampling SE (one seed)",
+    )
+    acc = vd.decide(
+        auto.test_acc - hand.test_acc.mean() if len(hand) else nan,
+        vd.difference_se(auto.test_acc_se, hand.test_acc_se.mean()) if len(hand) else nan,
+        noise="test-accuracy binomial SE (one seed)",
+    )
     return {
         "chosen": str(auto.name),
         "candidates": int((trace.rung == 0).sum()),
@@ -196,37 +248,59 @@ def claims(trace: pd.DataFrame, victim: pd.DataFrame) -> dict:
         "auto_auc": float(auto.auc),
         "base_test_acc": float(base.test_acc),
         "base_auc": float(base.auc),
-        "hand_best_auc": float(hand.auc.min()) if len(hand) else float("nan"),
-        "hand_best_test_acc": float(hand.test_acc.max()) if len(hand) else float("nan"),
-        "auto_below_base_auc": bool(auto.auc < base.auc),
-        "auto_test_acc_ge_hand_mean": bool(auto.test_acc >= hand.test_acc.mean())
-        if len(hand)
-        else False,
+        "hand_best_auc": float(hand.auc.min()) if len(hand) else nan,
+        "hand_best_test_acc": float(hand.test_acc.max()) if len(hand) else nan,
+        "auto_below_base_auc": below,
+        "auto_test_acc_ge_hand_mean": acc,
     }
 
 
-def summary_text(c: dict) -> str:
-    return (
-        f"Successive halving judged {c['candidates']} candidate settings on the defender's shadows "
-        f"only ({c['model_trainings']} shadow evaluations in all) and chose **{c['chosen']}**. On the "
-        f"real victim it reaches test accuracy {c['auto_test_acc']:.3f} at mean attack AUC "
-        f"{c['auto_auc']:.3f}, against Base {c['base_test_acc']:.3f} / {c['base_auc']:.3f} and the "
-        f"hand-picked headline settings (best test accuracy {c['hand_best_test_acc']:.3f}, lowest AUC "
-        f"{c['hand_best_auc']:.3f})."
+def summary_text(c: dict, *, tau: list[dict] | None = None) -> str:
+    """Sentences from the claims (and the τ table) of notebook 11's ``metrics.json``."""
+    taus_ = "; ".join(
+        f"share {r['share']:.1%} → τ = {r['tau']:.3f}, selecting {r['selected']:.1%}"
+        for r in tau or []
     )
+    return (
+        (f"τ from the run's rule: {taus_}. " if taus_ else "")
+        + f"Successive halving judged {c['candidates']} candidate settings on the defender's "
+        f"shadows only ({c['model_trainings']} shadow evaluations in all) and chose "
+        f"**{c['chosen']}**. On the real victim it reaches test accuracy {c['auto_test_acc']:.3f} "
+        f"at mean attack AUC {c['auto_auc']:.3f}, against Base {c['base_test_acc']:.3f} / "
+        f"{c['base_auc']:.3f} and the hand-picked headline settings (best test accuracy "
+        f"{c['hand_best_test_acc']:.3f}, lowest AUC {c['hand_best_auc']:.3f}). That the automatic "
+        f"choice leaks less than Base {vd.describe(c['auto_below_base_auc'])}; that its test "
+        f"accuracy is at or above the hand-picked settings' mean "
+        f"{vd.describe(c['auto_test_acc_ge_hand_mean'])}."
+    )
+
+
+def checks(
+    trace: pd.DataFrame, victim: pd.DataFrame, tau: pd.DataFrame, *, chance: float, profile: str
+) -> dict:
+    """Notebook 11's checks, each able to fail on a wrong result: the search's figures are
+    accuracies and advantages in range; every τ selects its share (quantile rule: within one
+    sample's worth of 1 %); every victim setting's AUC finite and in [0, 1] and test accuracy above
+    chance; and (statistical, not applicable in the tiny profile) the undefended victim leaking above
+    chance beyond its AUC's SE, without which no defense can show an effect."""
+    t = victim_summary(victim)
+    base = t[t.choice == "base"].iloc[0]
+    quant = tau[tau.kind == "quantile"]
+    adv, dev = trace.advantage, trace.dev_acc
+    return {
+        "search_figures_in_range": bool(adv.between(-1, 1).all() and dev.between(0, 1).all()),
+        "tau_selects_its_share": bool(((quant.selected - quant.share).abs() <= 0.01).all()),
+        "victim_auc_in_unit_interval": bool(victim.auc.between(0, 1).all()),
+        "victim_above_chance": bool((t.test_acc > chance).all()),
+        "base_leaks_above_chance": vd.statistical_check(
+            vd.verdict(base.auc - 0.5, base.auc_se) == vd.HOLDS,
+            applicable=profile != "tiny",
+        ),
+    }
 
 
 def candidate_table(cands: list[Candidate]) -> pd.DataFrame:
     return pd.DataFrame([{"candidate": c.name, "defense": c.defense, **c.settings} for c in cands])
-
-
-def victim_summary(victim: pd.DataFrame) -> pd.DataFrame:
-    g = victim.groupby("setting", sort=False)
-    return (
-        g[["choice", "test_acc", "finetune_seconds"]]
-        .first()
-        .assign(attack=g["paper_metric"].mean(), auc=g["auc"].mean())
-    )
 
 
 def plot_trace(trace: pd.DataFrame):

@@ -21,8 +21,11 @@ from wemem.attacks.metrics import roc_auc
 from wemem.experiment.executor import Request
 from wemem.experiment.replicate import Experiment, ModelOutputs, pool_shadows
 from wemem.params import Settings
+from wemem.studies import verdicts as vd
 
 log = logging.getLogger(__name__)
+
+_METRICS = ("balanced_accuracy", "accuracy", "auc", "tpr_at_1fpr", "tpr_at_01fpr")
 
 
 def attack_rows(
@@ -59,33 +62,25 @@ def attack_rows(
         r = metric_attack(name, s_in, s_out, victim.members, victim.nonmembers)
         fi, fo = victim.flipped_in, victim.flipped_out
         sc_in, sc_out = np.asarray(r["scores_in"]), np.asarray(r["scores_out"])
-        auc_f = roc_auc(sc_in[fi], sc_out[fo]) if fi.any() and fo.any() else float("nan")
-        auc_c = roc_auc(sc_in[~fi], sc_out[~fo]) if (~fi).any() and (~fo).any() else float("nan")
+        auc_f, auc_c = _auc(sc_in[fi], sc_out[fo]), _auc(sc_in[~fi], sc_out[~fo])
         if high is not None:
             labels = {
                 **labels,
-                "auc_high_mem": roc_auc(sc_in[high], sc_out[high_out])
-                if high_out.any()
-                else float("nan"),
-                "auc_low_mem": roc_auc(sc_in[low], sc_out[low_out])
-                if low_out.any()
-                else float("nan"),
+                "auc_high_mem": _auc(sc_in[high], sc_out[high_out]),
+                "auc_low_mem": _auc(sc_in[low], sc_out[low_out]),
+                "n_high_mem_members": int(high.sum()),
                 "n_high_mem_nonmembers": int(high_out.sum()),
+                "n_low_mem_members": int(low.sum()),
+                "n_low_mem_nonmembers": int(low_out.sum()),
             }
-        rows.append(
-            {
-                **labels,
-                "attack": name,
-                "balanced_accuracy": r["balanced_accuracy"],
-                "accuracy": r["accuracy"],
-                "auc": r["auc"],
-                "tpr_at_1fpr": r["tpr_at_1fpr"],
-                "tpr_at_01fpr": r["tpr_at_01fpr"],
-                "auc_flipped": auc_f,
-                "auc_clean": auc_c,
-            }
-        )
+        metrics = {k: r[k] for k in _METRICS}
+        rows.append({**labels, "attack": name, **metrics, "auc_flipped": auc_f, "auc_clean": auc_c})
+        rows[-1] |= {"n_in": len(sc_in), "n_out": len(sc_out)}
     return rows
+
+
+def _auc(scores_in: np.ndarray, scores_out: np.ndarray) -> float:
+    return roc_auc(scores_in, scores_out) if len(scores_in) and len(scores_out) else float("nan")
 
 
 @dataclass(frozen=True)
@@ -108,17 +103,11 @@ def _train(exp: Experiment, seed: int, bar) -> tuple[dict, dict, dict, list[dict
         oneshot[role] = exp.pruned(role, one_shot=True)
         iterative[role] = exp.pruned(role)
         for stage, run_ in (("one-shot", oneshot[role]), ("iterative", iterative[role])):
-            for layer, frac in run_.summary["layer_sparsity"].items():
-                layers.append(
-                    {
-                        "seed": seed,
-                        "role": role,
-                        "stage": stage,
-                        "layer": layer,
-                        "sparsity": frac,
-                        "target": run_.summary["target_sparsity"],
-                    }
-                )
+            where = {"seed": seed, "role": role, "stage": stage}
+            layers += [
+                {**where, "layer": k, "sparsity": f, "target": run_.summary["target_sparsity"]}
+                for k, f in run_.summary["layer_sparsity"].items()
+            ]
         bar.update(1)
     return dense, oneshot, iterative, layers
 
@@ -238,11 +227,27 @@ def compact(summary: pd.DataFrame, *, metrics=("auc", "balanced_accuracy")) -> p
     return out.reindex(summary.attack.drop_duplicates())
 
 
+def _with_auc_se(t: pd.DataFrame, auc: str = "auc", n_in: str = "n_in", n_out: str = "n_out"):
+    """``t`` with a column ``<auc>_se``: the Hanley–McNeil SE of each row's AUC."""
+    se = [vd.auc_se(a, i, o) for a, i, o in zip(t[auc], t[n_in], t[n_out], strict=True)]
+    return t.assign(**{f"{auc}_se": se})
+
+
+def _stage_decision(fin: pd.DataFrame, a: str, b: str) -> dict:
+    """Whether stage ``a`` leaks more than ``b``: per seed, the mean AUC over the attacks at ``a``
+    minus at ``b`` (:func:`~wemem.studies.verdicts.paired_decision`: the seed spread, or with one
+    seed the AUCs' sampling SE, averaged over the attacks as if fully correlated)."""
+    g = _with_auc_se(fin).groupby(["seed", "stage"])[["auc", "auc_se"]].mean().unstack("stage")
+    se = vd.difference_se(g["auc_se"][a].iloc[0], g["auc_se"][b].iloc[0])
+    return vd.paired_decision(g["auc"][a] - g["auc"][b], sampling_se=se)
+
+
 def claims(attacks: pd.DataFrame) -> dict:
     """The paper's motivation claim, computed: iterative pruning leaks more than dense and one-shot.
 
-    Returns per-attack mean AUC per stage and the booleans ``iterative_gt_dense`` and
-    ``iterative_gt_one_shot`` (mean over seeds and over the four attacks).
+    Returns per-stage mean AUC and balanced accuracy (over seeds and attacks) and the decided
+    claims ``iterative_gt_dense`` and ``iterative_gt_one_shot``
+    (:func:`~wemem.studies.verdicts.decide` dicts: status, difference in mean AUC, resolution).
     """
     fin = final_stages(attacks)
     auc = fin.groupby("stage")["auc"].mean()
@@ -250,28 +255,37 @@ def claims(attacks: pd.DataFrame) -> dict:
     return {
         "mean_auc": {k: float(v) for k, v in auc.items()},
         "mean_balanced_accuracy": {k: float(v) for k, v in ba.items()},
-        "iterative_gt_dense": bool(auc["iterative"] > auc["dense"]),
-        "iterative_gt_one_shot": bool(auc["iterative"] > auc["one-shot"]),
+        "iterative_gt_dense": _stage_decision(fin, "iterative", "dense"),
+        "iterative_gt_one_shot": _stage_decision(fin, "iterative", "one-shot"),
         "auc_gain_vs_dense": float(auc["iterative"] - auc["dense"]),
         "auc_gain_vs_one_shot": float(auc["iterative"] - auc["one-shot"]),
     }
 
 
-def checks(res: dict[str, pd.DataFrame], settings: Settings) -> dict[str, bool]:
-    """Sanity checks the notebook asserts: sparsity reached, metrics in range, every stage attacked."""
+def checks(res: dict[str, pd.DataFrame], settings: Settings) -> dict:
+    """What the notebook asserts, each able to fail on a wrong result: every pruned layer at its
+    target sparsity, every stage of the schedule attacked, metrics finite and in [0, 1], the victim
+    above chance, and (statistical, not applicable in the tiny profile) the iterative victim leaking
+    above chance (mean AUC − ½ beyond its noise)."""
     layers, attacks, models = res["layers"], res["attacks"], res["models"]
-    metric_cols = ["balanced_accuracy", "auc", "tpr_at_1fpr", "accuracy"]
-    vals = attacks[metric_cols].to_numpy()
+    vals = attacks[["balanced_accuracy", "auc", "tpr_at_1fpr", "accuracy"]].to_numpy(float)
     stages = set(zip(attacks.stage, attacks["round"], strict=True))
     want = {("dense", 0), ("one-shot", 0)} | {
         ("iterative", k) for k in range(settings.pruning_rounds)
     }
+    it = final_stages(attacks).query("stage == 'iterative'")
+    g = _with_auc_se(it).groupby("seed")[["auc", "auc_se"]].mean()
+    leak = vd.paired_decision(g["auc"] - 0.5, sampling_se=float(g["auc_se"].iloc[0]))
     return {
         "sparsity_reached": bool(((layers.sparsity - layers.target).abs() < 0.01).all()),
-        "metrics_in_unit_interval": bool(((vals >= 0) & (vals <= 1)).all()),
+        "metrics_in_unit_interval": bool(
+            np.isfinite(vals).all() and ((vals >= 0) & (vals <= 1)).all()
+        ),
         "every_stage_attacked": stages == want,
-        "every_seed_present": set(models.seed) == set(settings.seeds),
         "test_accuracy_above_chance": bool((models.test_acc > models.chance).all()),
+        "iterative_leaks_above_chance": vd.statistical_check(
+            leak["status"] == vd.HOLDS, applicable=settings.profile != "tiny"
+        ),
     }
 
 
@@ -280,18 +294,14 @@ def summary_text(metrics: dict) -> str:
     c = metrics["claims"]
     auc, ba = c["mean_auc"], c["mean_balanced_accuracy"]
     n_seeds = len(metrics["settings"]["seeds"])
-    verdict = (
-        "holds" if c["iterative_gt_dense"] and c["iterative_gt_one_shot"] else "does **not** hold"
-    )
     return (
         f"Averaged over the four metric attacks and {n_seeds} seed(s), the attack AUC is "
         f"{auc['dense']:.3f} on the dense victim, {auc['one-shot']:.3f} after one-shot pruning and "
         f"{auc['iterative']:.3f} after iterative pruning (balanced accuracy {ba['dense']:.3f} / "
-        f"{ba['one-shot']:.3f} / {ba['iterative']:.3f}). Iterative pruning changes the AUC by "
-        f"{c['auc_gain_vs_dense']:+.3f} against the dense model and {c['auc_gain_vs_one_shot']:+.3f} "
-        f"against one-shot pruning, so the paper's claim that iterative pruning leaks more membership "
-        f"{verdict} in this run (profile `{metrics['settings']['profile']}`, dataset "
-        f"`{metrics['settings']['dataset']}`)."
+        f"{ba['one-shot']:.3f} / {ba['iterative']:.3f}). The paper's claim that iterative pruning "
+        f"leaks more membership than the dense model {vd.describe(c['iterative_gt_dense'])}, and "
+        f"than one-shot pruning {vd.describe(c['iterative_gt_one_shot'])}, in this run (profile "
+        f"`{metrics['settings']['profile']}`, dataset `{metrics['settings']['dataset']}`)."
     )
 
 
@@ -331,21 +341,39 @@ def memorability_table(attacks: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
-def scenario_claims(sweep: pd.DataFrame, memorability: pd.DataFrame) -> dict:
-    """The three scenarios, computed: data reuse, inherent memorability, and both together."""
-    by_e = sweep.groupby("max_epochs_per_round")["auc"].mean()
-    it = memorability[memorability.stage == "iterative"]
-    dense = memorability[memorability.stage == "dense"].iloc[0]
-    last = it.iloc[-1]
+def _gap(t: pd.DataFrame) -> pd.DataFrame:
+    """Per seed: the high- minus low-mem-score AUC (``gap``) and its sampling SE (``gap_se``), each
+    averaged over the attacks."""
+    t = _with_auc_se(t, "auc_high_mem", "n_high_mem_members", "n_high_mem_nonmembers")
+    t = _with_auc_se(t, "auc_low_mem", "n_low_mem_members", "n_low_mem_nonmembers")
+    se = [vd.difference_se(a, b) for a, b in zip(t.auc_high_mem_se, t.auc_low_mem_se, strict=True)]
+    t = t.assign(gap=t.auc_high_mem - t.auc_low_mem, gap_se=se)
+    return t.groupby("seed")[["gap", "gap_se"]].mean()
+
+
+def scenario_claims(sweep: pd.DataFrame, attacks: pd.DataFrame) -> dict:
+    """The three scenarios, computed and decided (:mod:`wemem.studies.verdicts`): data reuse
+    (``sweep`` of :func:`reuse_sweep`, one seed: the AUCs' sampling SE), inherent memorability and
+    both together (``attacks`` of :func:`run` with mem-scores: seed spread, or sampling SE)."""
+    by_e = _with_auc_se(sweep).groupby("max_epochs_per_round")[["auc", "auc_se"]].mean()
+    lo, hi = by_e.iloc[0], by_e.iloc[-1]
+    reuse = vd.paired_decision(
+        [hi.auc - lo.auc], sampling_se=vd.difference_se(hi.auc_se, lo.auc_se)
+    )
+    memo = memorability_table(attacks)
+    it, dense = memo[memo.stage == "iterative"].iloc[-1], memo[memo.stage == "dense"].iloc[0]
+    last = attacks[(attacks.stage == "iterative") & (attacks["round"] == it["round"])]
+    g_it, g_dense = _gap(last), _gap(attacks[attacks.stage == "dense"])
+    grows_se = vd.difference_se(g_it.gap_se.iloc[0], g_dense.gap_se.iloc[0])
     return {
-        "reuse_auc_by_epochs": {int(k): float(v) for k, v in by_e.items()},
-        "reuse_increases_leakage": bool(by_e.iloc[-1] > by_e.iloc[0]),
-        "high_mem_auc_iterative": float(last["auc_high_mem"]),
-        "low_mem_auc_iterative": float(last["auc_low_mem"]),
-        "high_mem_leaks_more": bool(last["gap"] > 0),
+        "reuse_auc_by_epochs": {int(k): float(v) for k, v in by_e.auc.items()},
+        "reuse_increases_leakage": reuse,
+        "high_mem_auc_iterative": float(it["auc_high_mem"]),
+        "low_mem_auc_iterative": float(it["auc_low_mem"]),
+        "high_mem_leaks_more": vd.paired_decision(g_it.gap, sampling_se=g_it.gap_se.iloc[0]),
         "gap_dense": float(dense["gap"]),
-        "gap_iterative": float(last["gap"]),
-        "gap_grows_with_pruning": bool(last["gap"] > dense["gap"]),
+        "gap_iterative": float(it["gap"]),
+        "gap_grows_with_pruning": vd.paired_decision(g_it.gap - g_dense.gap, sampling_se=grows_se),
     }
 
 
@@ -353,15 +381,14 @@ def scenario_text(c: dict) -> str:
     """Sentences for the three scenarios, from :func:`scenario_claims` (read from metrics.json)."""
     e = c["reuse_auc_by_epochs"]
     lo, hi = min(e, key=int), max(e, key=int)
-    yes = {True: "holds", False: "does **not** hold"}
     return (
         f"*Data reuse*: with at most {lo} fine-tuning epoch(s) per round the mean attack AUC is "
-        f"{e[lo]:.3f}; with {hi} it is {e[hi]:.3f} (the claim that reuse raises leakage "
-        f"{yes[c['reuse_increases_leakage']]}). *Inherent memorability*: after iterative pruning, "
-        f"members in the top mem-score quartile are told from non-members of equally high mem-score at "
-        f"AUC {c['high_mem_auc_iterative']:.3f}, against {c['low_mem_auc_iterative']:.3f} in the "
-        f"bottom quartile "
-        f"({yes[c['high_mem_leaks_more']]}). *Both together*: the high-minus-low gap is "
+        f"{e[lo]:.3f}; with {hi} it is {e[hi]:.3f}: the claim that reuse raises leakage "
+        f"{vd.describe(c['reuse_increases_leakage'])}. *Inherent memorability*: after iterative "
+        f"pruning, members in the top mem-score quartile are told from non-members of equally high "
+        f"mem-score at AUC {c['high_mem_auc_iterative']:.3f}, against "
+        f"{c['low_mem_auc_iterative']:.3f} in the bottom quartile: the claim that they leak more "
+        f"{vd.describe(c['high_mem_leaks_more'])}. *Both together*: the high-minus-low gap is "
         f"{c['gap_dense']:+.3f} on the dense model and {c['gap_iterative']:+.3f} after iterative "
-        f"pruning ({yes[c['gap_grows_with_pruning']]} that pruning widens it)."
+        f"pruning: that pruning widens it {vd.describe(c['gap_grows_with_pruning'])}."
     )

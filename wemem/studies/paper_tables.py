@@ -1,10 +1,12 @@
 """The paper's tables and claims beside this project's runs, read from the runs' ``metrics.json``.
 
 :func:`collect` reads every run of a profile (``outputs/<stem>/<run>/metrics.json``);
-:func:`paper_vs_reproduced` lines up the numbers of :mod:`wemem.studies.paper_values` with the runs' (delta
-= reproduced − paper); :func:`claims_summary` lists every statement of the paper and every yes/no
-claim of the runs with its status; :func:`artefact_map` says which notebook writes which file for
-each paper table or figure. A notebook that has not run is reported as ``not run``, never an error.
+:func:`paper_vs_reproduced` lines up the numbers of :mod:`wemem.studies.paper_values` with the
+runs' (delta = reproduced − paper); :func:`claims_summary` lists every statement of the paper and
+every claim of the runs with its status (*holds*, *does not hold*, *unresolved*:
+:mod:`wemem.studies.verdicts`, with the difference and resolution that decided it);
+:func:`artefact_map` says which notebook writes which file for each paper table or figure. A
+notebook that has not run is reported as ``not run``, never an error.
 
 A delta is a contrast, not an error, unless the run used the paper's data and model: the ``cpu``
 and ``tiny`` profiles run on synthetic data with the FC model (``notes`` says which case holds).
@@ -21,44 +23,16 @@ import pandas as pd
 
 from wemem.names import label
 from wemem.studies import paper_values
+from wemem.studies import verdicts as vd
 
 SELF = "12_paper_tables"
 NOT_RUN = "not run"
-STATUSES = ("holds", "does not hold", "reported", "not in metrics", NOT_RUN)
+MISSING = "not in metrics"
+STATUSES = (*vd.STATUSES, "reported", MISSING, NOT_RUN)
+_ART = paper_values.load()["artefacts"]
 
-#: (paper table or figure, where the slides or spec give it, notebook, files the notebook writes)
-ARTEFACTS = [
-    ("T-setup: datasets and splits", "slides 'Evaluation: Setup'; spec §8.1, §5.2",
-     "00_overview", ["tables/datasets.csv"]),
-    ("Mem-scores (Feldman–Zhang)", "slides 'Memorization Score'; spec §3",
-     "01_memorization_scores", ["tables/memscores.csv", "figures/memscore_distributions.png"]),
-    ("Motivation (likely Figs. 1–4)", "slides 'Motivation' (images); spec §8.3", "02_motivation",
-     ["figures/leakage_per_round.png", "figures/stage_comparison.png", "figures/scenarios.png"]),
-    ("T-settings: windows and τ", "slides 'Our Defense Settings'; spec §8.1",
-     "03_defense_rsw", ["tables/rsw_settings.csv"]),
-    ("Fig. 5/6: RSW window grid", "slides 'Evaluation: Key Results'; spec §8.2",
-     "03_defense_rsw", ["figures/rsw_accuracy.png", "figures/rsw_attacks.png"]),
-    ("T-RMR: λr against Base", "slides 'Evaluation: Key Results'; spec §8.1",
-     "04_defense_rmr", ["tables/rmr.csv", "figures/rmr_lambda.png"]),
-    ("Fig. 5/6: SWMR window grid", "slides 'Evaluation: Key Results'; spec §8.2",
-     "05_defense_swmr", ["figures/swmr_accuracy.png", "figures/swmr_attacks.png"]),
-    ("Fig. 7: WeMem vs existing defenses", "slides 'Evaluation: Key Results'; spec §8.2",
-     "06_baselines", ["tables/comparison.csv", "figures/comparison.png"]),
-    ("Fig. 7: DP-SGD", "slides 'Evaluation: Setup'; spec §7, §9.11",
-     "07_dpsgd_opacus", ["tables/dp.csv", "figures/privacy_utility.png"]),
-    ("Ten adaptive attacks", "slides 'Evaluation: Setup'; spec §6.2",
-     "08_attacks", ["tables/attacks.csv", "figures/roc_curves.png"]),
-    ("Fig. 8: iterative vs one-shot", "spec §8.2 (third-party numbering)",
-     "09_pruning_approaches", ["tables/pruning.csv", "figures/pruning.png"]),
-    ("Fig. 9: structured pruning", "slides 'Evaluation: Setup'; spec §8.2",
-     "09_pruning_approaches", ["tables/approaches.csv"]),
-    ("Pruning rates 50/60/70 %", "slides 'Evaluation: Setup'; spec §8.3",
-     "09_pruning_approaches", ["tables/rates.csv"]),
-    ("T-time: time cost", "slides 'Evaluation: Key Results'; spec §8.1",
-     "10_time_cost", ["tables/time_cost.csv", "figures/time_cost.png"]),
-    ("Automatic settings", "abstract; spec §2.5 (this project's design)",
-     "11_autotune", ["tables/victim.csv", "figures/search.png"]),
-]  # fmt: skip
+#: (paper table or figure, where the slides or spec give it, notebook, files): ``paper_values.yaml``
+ARTEFACTS = [tuple(a[k] for k in ("artefact", "source", "notebook", "files")) for a in _ART]
 
 NOTEBOOKS = tuple(dict.fromkeys(a[2] for a in ARTEFACTS))  # 00 … 11, each writes an artefact
 _TIME_KEY = {"rsw_l2h": "rsw", "swmr_h2l": "swmr"}  # headline orders (spec §1) → T-time columns
@@ -68,6 +42,7 @@ _MISSING = object()
 COMPARISON = ("artefact", "quantity", "setting", "paper data & model", "paper", "reproduced")
 COMPARISON += ("delta", "run", "profile", "notes", "source")
 CLAIMS = ("claim", "statement", "source", "notebook", "key", "run", "profile", "value", "status")
+CLAIMS += ("difference", "resolution", "noise")
 FILES = ("artefact", "source", "notebook", "file", "run", "profile", "path", "status")
 
 Runs = dict[str, dict[str, dict]]  # stem → run name → metrics.json
@@ -110,10 +85,17 @@ def runs_table(runs: Runs, profile: str) -> pd.DataFrame:
         for name, m in by_name.items() or [(None, {})]:
             st, ck = m.get("settings", {}), m.get("checks", {})
             data = "/".join(str(st[k]) for k in ("dataset", "arch") if k in st)
-            passed = f"{sum(map(bool, ck.values()))}/{len(ck)}" if ck else ""
-            rows.append((stem, name, profile, "run" if name else NOT_RUN, data, passed))
+            rows.append((stem, name, profile, "run" if name else NOT_RUN, data, _passed(ck)))
     cols = ["notebook", "run", "profile", "status", "data", "checks passed"]
     return pd.DataFrame(rows, columns=cols)
+
+
+def _passed(checks: dict) -> str:
+    """Passed / applicable checks of a run, and how many were not applicable (a statistical check
+    in the tiny profile, :func:`~wemem.studies.verdicts.statistical_check`)."""
+    bools = [v for v in checks.values() if isinstance(v, bool)]
+    na = len(checks) - len(bools)
+    return f"{sum(bools)}/{len(bools)}" + (f" ({na} n/a)" if na else "") if checks else ""
 
 
 def _pick(runs: Runs, stem: str, profile: str, dataset: str | None = None, arch: str | None = None):
@@ -245,14 +227,20 @@ def lookup(metrics: dict, dotted: str) -> Any:
     return node
 
 
-def _status(value: Any, test: tuple[str, float] | None) -> tuple[Any, str]:
+def _status(value: Any, test: tuple[str, float] | None) -> tuple[Any, str, dict]:
+    """(value shown, status, deciding figures) of a claim read from metrics.json: a decided claim
+    (:func:`~wemem.studies.verdicts.decide`) keeps its three-valued status, its difference as the
+    value; a number with a ``test`` and a bare yes/no are two-valued, without figures."""
     if value is _MISSING:
-        return None, "not in metrics"
+        return None, MISSING, {}
+    if vd.is_decision(value):
+        figures = {k: value.get(k) for k in ("difference", "resolution", "noise")}
+        return value.get("difference"), value["status"], figures
     if test is not None and _number(value):
-        return value, "holds" if _OPS[test[0]](value, test[1]) else "does not hold"
+        return value, vd.HOLDS if _OPS[test[0]](value, test[1]) else vd.FAILS, {}
     if isinstance(value, bool):
-        return value, "holds" if value else "does not hold"
-    return value, "reported"
+        return value, vd.HOLDS if value else vd.FAILS, {}
+    return value, "reported", {}
 
 
 def _parse(tested_by: str) -> tuple[str, str, tuple[str, float] | None]:
@@ -262,10 +250,24 @@ def _parse(tested_by: str) -> tuple[str, str, tuple[str, float] | None]:
     return stem, key, (cmp[0], float(cmp[1])) if cmp else None
 
 
+def claim_keys(runs: Runs) -> list[tuple[str, str, str]]:
+    """Every (notebook, run, dotted key) of ``paper_values.yaml``'s ``tested_by`` that a run of
+    that notebook lacks (no other run of it has the key either): a renamed or dropped claim."""
+    out = []
+    for c in paper_values.load()["claims"]:
+        for stem, key, _ in map(_parse, c["tested_by"]):
+            by_name = runs.get(stem, {})
+            if by_name and all(lookup(m, key) is _MISSING for m in by_name.values()):
+                out += [(stem, name, key) for name in by_name]
+    return out
+
+
 def claims_summary(runs: Runs, profile: str) -> pd.DataFrame:
     """Each statement of the paper (``paper_values.yaml``) with every run claim that tests it, then
-    every other yes/no claim of the runs (any boolean outside ``checks`` and ``settings``), one
-    row per claim and run (columns :data:`CLAIMS`). ``status`` is one of :data:`STATUSES`."""
+    every other claim of the runs (a decided claim, or a boolean, outside ``checks`` and
+    ``settings``), one row per claim and run (columns :data:`CLAIMS`). ``status`` is one of
+    :data:`STATUSES`; ``difference``, ``resolution`` and ``noise`` are the figures that decided
+    it (empty for a bare yes/no)."""
     rows, seen = [], set()
     for c in paper_values.load()["claims"]:
         for tested_by in c["tested_by"]:
@@ -280,39 +282,49 @@ def claims_summary(runs: Runs, profile: str) -> pd.DataFrame:
             for name, m in by_name.items() or [(None, None)]:
                 if has_it and name not in has_it:
                     continue
-                value, status = _status(lookup(m, key), test) if name else (None, NOT_RUN)
-                rows.append((*head, shown, name, profile, value, status))
+                value, status, fig = _status(lookup(m, key), test) if name else (None, NOT_RUN, {})
+                rows.append((*head, shown, name, profile, value, status, *_figures(fig)))
     for stem, by_name in runs.items():
         for name, m in by_name.items():
-            for key, value in _bool_leaves(m):
+            for key, value in _claim_leaves(m):
                 if (stem, key) not in seen:
-                    claim, status = key.rsplit(".", 1)[-1], _status(value, None)[1]
-                    head = (claim, "", f"this project ({stem})", stem, key)
-                    rows.append((*head, name, profile, value, status))
+                    value, status, fig = _status(value, None)
+                    head = (key.rsplit(".", 1)[-1], "", f"this project ({stem})", stem, key)
+                    rows.append((*head, name, profile, value, status, *_figures(fig)))
     return pd.DataFrame(rows, columns=list(CLAIMS))
 
 
+def _figures(fig: dict) -> tuple:
+    return fig.get("difference"), fig.get("resolution"), fig.get("noise")
+
+
 def by_statement(claims: pd.DataFrame) -> pd.DataFrame:
-    """One row per statement of the paper: how many of its tests hold, do not hold, or are
-    otherwise (reported, not in metrics, not run), and a verdict: holds (every yes/no test holds),
-    does not hold (none does), mixed, or the one status all its tests share."""
+    """One row per statement of the paper: how many of its tests hold, do not hold, are
+    unresolved, or are otherwise (reported, not in metrics, not run), and a verdict: the status
+    all its decided tests share (holds, does not hold, unresolved), *mixed* when they differ, or
+    the one status all its tests share when none was decided."""
     paper = claims[~claims.source.str.startswith("this project")]
     rows = []
     for (claim, statement), g in paper.groupby(["claim", "statement"], sort=False):
         n = g.status.value_counts()
-        yes, no = int(n.get("holds", 0)), int(n.get("does not hold", 0))
-        verdict = "mixed" if yes and no else "holds" if yes else "does not hold" if no else None
-        rows.append((claim, statement, yes, no, len(g) - yes - no, verdict or g.status.iloc[0]))
-    cols = ["claim", "statement", "holds", "does not hold", "other", "verdict"]
+        counts = [int(n.get(s, 0)) for s in vd.STATUSES]
+        decided = {s for s, k in zip(vd.STATUSES, counts, strict=True) if k}
+        verdict = "mixed" if len(decided) > 1 else decided.pop() if decided else g.status.iloc[0]
+        rows.append((claim, statement, *counts, len(g) - sum(counts), verdict))
+    cols = ["claim", "statement", *vd.STATUSES, "other", "verdict"]
     return pd.DataFrame(rows, columns=cols)
 
 
-def _bool_leaves(node: Any, prefix: str = ""):
+def _claim_leaves(node: Any, prefix: str = ""):
+    """(dotted key, value) of every decided claim and every boolean under ``node``, outside
+    ``checks`` and ``settings``; a decided claim's own fields are not descended into."""
     for key, value in node.items() if isinstance(node, dict) else ():
-        if key not in ("checks", "settings"):
-            if isinstance(value, bool):
-                yield prefix + key, value
-            yield from _bool_leaves(value, f"{prefix}{key}.")
+        if key in ("checks", "settings"):
+            continue
+        if isinstance(value, bool) or vd.is_decision(value):
+            yield prefix + key, value
+        else:
+            yield from _claim_leaves(value, f"{prefix}{key}.")
 
 
 def artefact_map(runs: Runs, outputs_root: str | Path, profile: str) -> pd.DataFrame:
@@ -342,16 +354,17 @@ def counts(table: pd.DataFrame, claims: pd.DataFrame) -> dict[str, int]:
     }
 
 
-def checks(table: pd.DataFrame, claims: pd.DataFrame, runs: Runs) -> dict[str, bool]:
-    """Deltas are reproduced − paper; claim statuses are known; a notebook not run has no value."""
-    num = table.dropna(subset=["delta"])
-    diff = num.reproduced.astype(float) - num.paper.astype(float) - num.delta.astype(float)
-    missing = [s for s, r in runs.items() if not r]
+def checks(runs: Runs) -> dict[str, bool]:
+    """What notebook 12 asserts, each able to fail: every claim key of ``paper_values.yaml`` is
+    found in a run of its notebook (a renamed claim would silently read *not in metrics*), and
+    every run passed its own checks (its metrics.json records them even when its assert failed;
+    a statistical check not applicable to the profile is not a failure)."""
+    ran = [m for by_name in runs.values() for m in by_name.values()]
     return {
-        "delta_is_difference": bool((diff.abs() < 1e-12).all()),
-        "claim_statuses_known": bool(claims.status.isin(STATUSES).all()),
-        "not_run_have_no_values": bool(table[table.run.isna()].reproduced.isna().all())
-        and bool(claims[claims.notebook.isin(missing)].status.eq(NOT_RUN).all()),
+        "every_claim_key_found": not claim_keys(runs),
+        "every_run_passed_its_checks": all(
+            v is not False for m in ran for v in m.get("checks", {}).values()
+        ),
     }
 
 
@@ -367,14 +380,19 @@ def summary_text(metrics: dict) -> str:
         f"of {len(stems)} notebooks{not_run}. {c['compared']} of the paper's {c['paper_numbers']} "
         f"numbers have a reproduced value, {c['same_setting']} of them on the paper's own data and "
         f"model. Of the {c['claim_tests']} tests of the paper's statements, holds: {c['holds']}, "
-        f"does not hold: {c['does_not_hold']}, reported (a value, no yes/no): {c['reported']}, "
-        f"not in metrics: {c['not_in_metrics']}, not run: {c['not_run']}."
-        f"{_listing(metrics, 'holds')}{_listing(metrics, 'does not hold')}"
-        f"{_listing(metrics, 'mixed')}"
+        f"does not hold: {c['does_not_hold']}, unresolved (within noise): {c['unresolved']}, "
+        f"reported (a value, no verdict): {c['reported']}, not in metrics: "
+        f"{c['not_in_metrics']}, not run: {c['not_run']}."
+        + "".join(_listing(metrics, v) for v in (*vd.STATUSES, "mixed"))
     )
 
 
 def _listing(metrics: dict, verdict: str) -> str:
     ids = [s["claim"] for s in metrics["statements"] if s["verdict"] == verdict]
-    lead = {"holds": "hold", "does not hold": "do not hold", "mixed": "have mixed results"}
+    lead = {
+        vd.HOLDS: "hold",
+        vd.FAILS: "do not hold",
+        vd.UNRESOLVED: "are unresolved (within noise)",
+        "mixed": "have mixed results",
+    }
     return f" Statements that {lead[verdict]} here: {', '.join(ids)}." if ids else ""

@@ -34,7 +34,9 @@ _UNIT_SECONDS = {"s": 1, "min": 60, "h": 3600}
 @functools.cache
 def load() -> dict:
     """The parsed ``paper_values.yaml``: blocks ``t_setup``, ``t_settings``, ``t_rmr``,
-    ``t_time`` (each with ``title`` and ``source``) and ``claims``. Treat it as read-only."""
+    ``t_time`` (each with ``title`` and ``source``), ``claims`` and ``artefacts`` (each table or
+    figure of the paper, where it is given and the notebook and files that reproduce it). Treat
+    it as read-only."""
     text = (
         resources.files("wemem.studies").joinpath("paper_values.yaml").read_text(encoding="utf-8")
     )

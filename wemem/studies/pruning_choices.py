@@ -12,8 +12,9 @@ import pandas as pd
 from wemem.defenses.config import DefenseConfig
 from wemem.experiment.replicate import Experiment
 from wemem.params import Settings
-from wemem.studies.comparison import comparison_configs_for
-from wemem.studies.sweeps import holds, select, sweep
+from wemem.studies import verdicts as vd
+from wemem.studies.comparison import Choice, comparison_configs_for
+from wemem.studies.sweeps import select, sweep
 
 
 def pruning_configs(
@@ -38,6 +39,7 @@ def setting_sweep(
     defenses=("Base", "SWMR"),
     attack_epochs: int,
     attack_train_max: int | None,
+    choice: Choice | None = None,
 ) -> pd.DataFrame:
     """The comparison defenses under other pruning settings (``pruning_rate`` 0.5/0.6/0.7, or
     ``pruning_approach`` l1_unstructured / l1_structured / l2_structured): one experiment per value,
@@ -45,7 +47,7 @@ def setting_sweep(
     frames = []
     for v in values:
         exp = Experiment(replace(settings, **{field: v}), seed=settings.seeds[0])
-        configs = select(comparison_configs_for(exp), defenses)
+        configs = select(comparison_configs_for(exp, choice or Choice()), defenses)
         frames.append(
             sweep(
                 exp,
@@ -67,20 +69,42 @@ def sweep_means(table: pd.DataFrame, field: str) -> dict:
     return out
 
 
+def _attack_se(table: pd.DataFrame) -> pd.Series:
+    """Per row: the binomial SE of its attack figure
+    (:func:`~wemem.studies.verdicts.balanced_accuracy_se` on the row's ``n_in`` / ``n_out``)."""
+    rows = zip(table.paper_metric, table.n_in, table.n_out, strict=True)
+    return pd.Series([vd.balanced_accuracy_se(a, i, o) for a, i, o in rows], index=table.index)
+
+
 def pruning_claims(table: pd.DataFrame) -> dict:
-    """Iterative vs one-shot per defense: mean attack accuracy and test accuracy."""
-    g = table.groupby(["defense_name", "pruning"], sort=False)
-    att = g["paper_metric"].mean().unstack()
+    """Iterative vs one-shot per defense: mean attack accuracy and test accuracy, and the decided
+    claims (:mod:`~wemem.studies.verdicts`; one seed, so the resolution is the binomial SE of the
+    mean attack accuracy, averaged over the attacks as if fully correlated):
+    ``iterative_leaks_more_for_base`` (Base iterative − one-shot) and, per WeMem method,
+    ``below_base_iterative`` (its iterative attack accuracy − Base's);
+    ``defenses_reduce_iterative_leakage`` counts the methods for which that one holds."""
+    g = table.assign(se=_attack_se(table)).groupby(["defense_name", "pruning"], sort=False)
+    att, se = g["paper_metric"].mean().unstack(), g["se"].mean().unstack()
     acc = g["test_acc"].first().unstack()
+    noise = "binomial SE of the attack accuracies (one seed)"
     base_gap = float(att.loc["Base", "iterative"] - att.loc["Base", "one-shot"])
+    base_se = vd.difference_se(se.loc["Base", "iterative"], se.loc["Base", "one-shot"])
+    below = {
+        d: vd.decide(
+            att.loc[d, "iterative"] - att.loc["Base", "iterative"],
+            vd.difference_se(se.loc[d, "iterative"], se.loc["Base", "iterative"]),
+            direction="less",
+            noise=noise,
+        )
+        for d in att.index.drop("Base")
+    }
     return {
         "attack": {d: {p: float(v) for p, v in row.items()} for d, row in att.iterrows()},
         "test_acc": {d: {p: float(v) for p, v in row.items()} for d, row in acc.iterrows()},
         "base_iterative_minus_one_shot": base_gap,
-        "iterative_leaks_more_for_base": bool(base_gap > 0),
-        "defenses_reduce_iterative_leakage": int(
-            (att["iterative"].drop("Base") < att.loc["Base", "iterative"]).sum()
-        ),
+        "iterative_leaks_more_for_base": vd.decide(base_gap, base_se, noise=noise),
+        "below_base_iterative": below,
+        "defenses_reduce_iterative_leakage": sum(b["status"] == vd.HOLDS for b in below.values()),
     }
 
 
@@ -99,7 +123,8 @@ def approach_claims(table: pd.DataFrame, *, field: str = "pruning_approach") -> 
     g = table.groupby([field, "setting"], sort=False)
     att, acc = g["paper_metric"].mean().unstack(0), g["test_acc"].first().unstack(0)
     first, second = list(dict.fromkeys(table[field]))[:2]
-    res = attack_resolution(int(table.n_in.iloc[0]), int(table.n_out.iloc[0]))
+    n_in, n_out = int(table.n_in.iloc[0]), int(table.n_out.iloc[0])
+    res = attack_resolution(n_in, n_out)
     diff = att[second] - att[first]
     base = att.loc["Base"] if "Base" in att.index else None
     below = 0 if base is None else int((att.drop("Base") < base - res).to_numpy().sum())
@@ -109,12 +134,30 @@ def approach_claims(table: pd.DataFrame, *, field: str = "pruning_approach") -> 
         "test_acc": {d: {a: float(v) for a, v in row.items()} for d, row in acc.iterrows()},
         "second_minus_first": {d: float(v) for d, v in diff.items()},
         "resolution": res,
-        "n_in": int(table.n_in.iloc[0]),
-        "n_out": int(table.n_out.iloc[0]),
+        "n_in": n_in,
+        "n_out": n_out,
         "resolved": {d: bool(abs(v) > res) for d, v in diff.items()},
         "any_difference_resolved": bool((diff.abs() > res).any()),
         "defense_below_base_beyond_resolution": below,
         "defense_approach_pairs": int(att.drop("Base", errors="ignore").size),
+        "below_base": _below_base(att, attack_resolution(n_in, n_out, z=1.0)),
+    }
+
+
+def _below_base(att: pd.DataFrame, se: float) -> dict:
+    """Per (defense, approach) of ``att`` (defense × approach): the decided claim "attack accuracy
+    below Base's under the same approach", with the difference's worst-case binomial SE ``se``."""
+    if "Base" not in att.index:
+        return {}
+    return {
+        f"{d} · {a}": vd.decide(
+            att.loc[d, a] - att.loc["Base", a],
+            se,
+            direction="less",
+            noise="binomial SE (worst case)",
+        )
+        for d in att.index.drop("Base")
+        for a in att.columns
     }
 
 
@@ -124,12 +167,12 @@ def pruning_text(c: dict) -> str:
         f"{d}: {v['iterative']:.3f} iterative / {v['one-shot']:.3f} one-shot"
         for d, v in c["attack"].items()
     )
+    n = len(c.get("below_base_iterative", {}))
     return (
-        f"Mean attack accuracy — {parts}. Under Base, iterative pruning leaks "
-        f"{c['base_iterative_minus_one_shot']:+.3f} more than one-shot "
-        f"({holds(c['iterative_leaks_more_for_base'])} that it leaks more); "
-        f"{c['defenses_reduce_iterative_leakage']} of the WeMem methods lower the iterative leakage "
-        f"below Base."
+        f"Mean attack accuracy — {parts}. That iterative pruning leaks more than one-shot under "
+        f"Base {vd.describe(c['iterative_leaks_more_for_base'])}; "
+        f"{c['defenses_reduce_iterative_leakage']} of the {n} WeMem methods lower the iterative "
+        f"leakage below Base's beyond the noise."
     )
 
 

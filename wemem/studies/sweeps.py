@@ -20,8 +20,9 @@ from wemem.defenses.config import DefenseConfig, Window, window_grid
 from wemem.experiment import adaptive
 from wemem.experiment.executor import Request
 from wemem.experiment.replicate import Experiment
-from wemem.memorization.tau import calibrate_tau, fraction_selected
-from wemem.names import label
+from wemem.memorization.tau import TauRule, fraction_selected, tau_rule
+from wemem.names import PAPER_ATTACKS, label
+from wemem.studies.verdicts import accuracy_difference_se, difference_se, verdict_text
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +38,20 @@ def window_grid_for(exp: Experiment, *, widths=(), steps=()) -> list[Window]:
     return window_grid(class_size(exp), widths=widths, steps=steps)
 
 
-def tau_for(exp: Experiment, *, tau: float | None = None, fraction: float | None = None) -> float:
-    """τ on the min–max mem-score scale: the paper's raw value, or the quantile selecting
-    ``fraction`` of the training pool as high-risk (spec §3.4 recommendation 3)."""
-    return calibrate_tau(exp.memscores().score, tau=tau, fraction=fraction)
+def run_tau_rule(settings, share: float) -> TauRule:
+    """The τ rule of a run with these :class:`~wemem.params.Settings` and high-risk ``share``
+    (:func:`wemem.memorization.tau.tau_rule`): raw τ on released mem-scores, else the quantile."""
+    return tau_rule(
+        share=share,
+        memscore_method=settings.memscore_method,
+        dataset=settings.dataset,
+        arch=settings.arch,
+    )
+
+
+def tau_for(exp: Experiment, rule: TauRule) -> float:
+    """τ on the min–max mem-score scale of ``exp``'s training pool under ``rule``."""
+    return rule.tau(exp.memscores().score)
 
 
 def high_risk_fraction(exp: Experiment, tau: float) -> float:
@@ -48,13 +59,36 @@ def high_risk_fraction(exp: Experiment, tau: float) -> float:
     return fraction_selected(exp.memscores().score, tau)
 
 
-def grid_summary(exp: Experiment, *, widths=(), steps=(), tau: float | None = None) -> dict:
-    """What a defense notebook shows after setup: n_c, the window grid, τ and its high-risk share."""
+def grid_summary(
+    exp: Experiment, *, widths=(), steps=(), tau: float | None = None, rule: TauRule | None = None
+) -> dict:
+    """What a defense notebook shows after setup: n_c, the window grid, τ with its rule and the
+    high-risk share it selects."""
     out = {"n_c (members per class)": class_size(exp)}
     if tau is not None:
-        out |= {"tau": tau, "high-risk fraction": high_risk_fraction(exp, tau)}
+        out |= tau_summary(exp, tau, rule)
     out["window grid"] = [asdict(w) for w in window_grid_for(exp, widths=widths, steps=steps)]
     return out
+
+
+def tau_summary(exp: Experiment, tau: float, rule: TauRule | None = None) -> dict:
+    """τ, the rule that chose it (:meth:`TauRule.to_json`) and the share of the training pool it
+    selects as high-risk (for metrics.json: every notebook that uses τ reports these)."""
+    out = {"tau": float(tau), "high_risk_share": high_risk_fraction(exp, tau)}
+    if rule is not None:
+        out["tau_rule"] = rule.to_json()
+    return out
+
+
+def defended_rows_differ(means: pd.DataFrame) -> bool:
+    """Whether every setting other than Base differs from Base in test accuracy or mean attack
+    accuracy (a defense that silently trained like Base would not): a check that can fail."""
+    m = means.set_index("setting")
+    if "Base" not in m.index:
+        return False
+    base = m.loc["Base", ["test_acc", "attack_all"]].to_numpy(dtype=float)
+    rest = m.drop(index="Base")[["test_acc", "attack_all"]].to_numpy(dtype=float)
+    return bool(len(rest)) and bool((np.abs(rest - base) > 0).any(axis=1).all())
 
 
 def evaluate(
@@ -81,6 +115,7 @@ def evaluate(
         test_acc=v.test_acc,
         train_acc=v.train_acc,
         finetune_seconds=st.summary["seconds"],
+        output_seconds=st.summary.get("output_seconds", np.nan),
         finetune_epochs=st.summary["epochs"],
         **{f"dp_{k}": val for k, val in st.summary.get("defense", {}).items()},
         **{**scalars, **config.labels},
@@ -88,12 +123,16 @@ def evaluate(
 
 
 def check_configs(exp: Experiment, configs: list[DefenseConfig]) -> None:
-    """Refuse, before anything is trained, a sweep its experiment's models cannot run: DP-SGD on a
-    BatchNorm CNN (:func:`wemem.defenses.dp.check_settings`: set ``norm: group``)."""
+    """Refuse, before anything is trained, a sweep its experiment's models cannot run: DP-SGD on
+    a BatchNorm CNN (:func:`wemem.defenses.dp.check_settings`). DP rows of a CNN run on the
+    experiment's GroupNorm twin (``dp_norm``, :func:`wemem.experiment.keys.defense_settings`), so
+    this fails only when that twin would still have BatchNorm."""
     if any(c.name == "dp" for c in configs):
         from wemem.defenses.dp import check_settings  # Opacus only when a sweep has DP
+        from wemem.experiment.keys import defense_settings
 
-        check_settings(arch=exp.settings.arch, norm=exp.settings.norm)
+        s = defense_settings(exp.settings, "dp")
+        check_settings(arch=s.arch, norm=s.norm)
 
 
 def sweep(
@@ -126,12 +165,36 @@ def sweep(
     return pd.concat(frames, ignore_index=True)
 
 
-def mean_attack(table: pd.DataFrame, metric: str = "paper_metric") -> pd.DataFrame:
-    """Per setting: test accuracy and the attack ``metric`` averaged over attacks."""
-    g = table.groupby("setting", sort=False)
-    out = g[["test_acc", "finetune_seconds"]].first()
-    out["attack"] = g[metric].mean()
-    out["auc"] = g["auc"].mean()
+def mean_attack(
+    table: pd.DataFrame, metric: str = "paper_metric", *, attacks=PAPER_ATTACKS
+) -> pd.DataFrame:
+    """Per setting: test accuracy and the attack ``metric`` averaged over the paper's attacks.
+
+    ``attack`` (and ``auc``) average the rows whose attack is in ``attacks`` (the paper's 8,
+    :data:`wemem.names.PAPER_ATTACKS`, its Hconf read as the official code does); ``attack_all``
+    averages every attack that ran (this project's readings of the unreleased attacks, ``hconf``
+    and LiRA included), reported beside it, never inside the paper's mean. ``attack_se`` is the
+    binomial standard error of ``attack`` (a balanced accuracy on ``n_in`` members and ``n_out``
+    non-members: ½·sqrt(a(1−a)(1/n_in + 1/n_out)) per attack, averaged over the attacks, i.e. as
+    if their errors were fully correlated: conservative); NaN without ``n_in``/``n_out``.
+    ``paper_attacks`` counts the attacks in the paper's mean.
+    """
+    paper = table[table["attack"].isin(attacks)]
+    g_all = table.groupby("setting", sort=False)
+    g = paper.groupby("setting", sort=False)
+    out = g_all[["test_acc", "finetune_seconds"]].first()
+    out["attack"] = g[metric].mean().reindex(out.index)
+    out["auc"] = g["auc"].mean().reindex(out.index)
+    out["attack_all"] = g_all[metric].mean()
+    out["paper_attacks"] = g["attack"].nunique().reindex(out.index).fillna(0).astype(int)
+    if "n_out" in table.columns:  # the victim's non-members are its test rows
+        out["n_test"] = g_all["n_out"].first()
+    if {"n_in", "n_out"} <= set(table.columns):
+        a = paper[metric].clip(0, 1)
+        se = 0.5 * np.sqrt(a * (1 - a) * (1 / paper["n_in"] + 1 / paper["n_out"]))
+        out["attack_se"] = se.groupby(paper["setting"], sort=False).mean().reindex(out.index)
+    else:
+        out["attack_se"] = np.nan
     for col in (
         "method",
         "order",
@@ -139,13 +202,29 @@ def mean_attack(table: pd.DataFrame, metric: str = "paper_metric") -> pd.DataFra
         "step",
         "width_fraction",
         "step_size",
+        "window_mode",
         "lambda_r",
         "dp_epsilon",
         "dp_delta",
     ):
         if col in table.columns:
-            out[col] = g[col].first()
+            out[col] = g_all[col].first()
     return out.reset_index()
+
+
+def attack_resolution(means: pd.DataFrame, a: str, b: str) -> float:
+    """The resolution of the difference of two settings' mean attack accuracies (rows of
+    :func:`mean_attack`): the standard error of a difference of independent estimates."""
+    m = means.set_index("setting")
+    return difference_se(m.at[a, "attack_se"], m.at[b, "attack_se"])
+
+
+def test_acc_resolution(acc_a: float, acc_b: float, n_test: float) -> float:
+    """The resolution of a difference of two test accuracies on ``n_test`` rows each (NaN when
+    the size is unknown)."""
+    if n_test is None or not np.isfinite(n_test):
+        return float("nan")
+    return accuracy_difference_se(acc_a, acc_b, int(n_test))
 
 
 def select(configs: list[DefenseConfig], settings) -> list[DefenseConfig]:
@@ -156,3 +235,14 @@ def select(configs: list[DefenseConfig], settings) -> list[DefenseConfig]:
 def holds(flag: bool) -> str:
     """How a summary sentence states a computed claim."""
     return "holds" if flag else "does **not** hold"
+
+
+def said(decision: dict) -> str:
+    """How a summary sentence states a verdict (:func:`wemem.studies.verdicts.decide` or
+    ``share_decision``) with the figures that decided it, e.g. "holds (difference 0.031, noise
+    ±0.012)"."""
+    status = verdict_text(decision["status"])
+    d, r = decision.get("difference"), decision.get("resolution")
+    if d is None or r is None or not np.isfinite(d):
+        return status
+    return f"{status} (difference {d:+.3f}, noise ±{r:.3f})"
