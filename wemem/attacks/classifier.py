@@ -23,6 +23,7 @@ that confident predictions do not tie at 1.0; the decision rule is "member iff s
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -35,6 +36,7 @@ from tqdm.auto import tqdm
 
 from wemem.errors import ParamsError
 from wemem.models import xavier_init
+from wemem.training.fastpath import optimizer_step, zero_grad
 from wemem.training.loop import resolve_device
 
 __all__ = [
@@ -203,21 +205,21 @@ def train_attack_model(
             momentum=cfg["momentum"],
             weight_decay=cfg["weight_decay"],
         )
-        sched = torch.optim.lr_scheduler.MultiStepLR(
-            opt, milestones=list(cfg["milestones"]), gamma=0.1
-        )
+        drops = Counter(cfg["milestones"])
         model.train()
-        for _ in tqdm(
+        for epoch in tqdm(
             range(cfg["epochs"]), desc="attack model", disable=not cfg["progress"], leave=False
         ):
             for idx in torch.randperm(len(y), device=dev).split(cfg["batch_size"]):
                 if len(idx) < 2 and len(y) > 1:
                     continue
-                loss = F.cross_entropy(model(x[idx]), y[idx])
-                opt.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(model(x.index_select(0, idx)), y.index_select(0, idx))
+                zero_grad(opt)
                 loss.backward()
-                opt.step()
-            sched.step()
+                optimizer_step(opt)
+            if drops[epoch + 1]:  # MultiStepLR(gamma=0.1)'s update after an epoch, written out
+                for group in opt.param_groups:
+                    group["lr"] = group["lr"] * 0.1 ** drops[epoch + 1]
     return model.eval()
 
 

@@ -1,2 +1,3 @@
-"""The one training loop with hooks (:mod:`.loop`) and K models trained together in one stacked
-step (:mod:`.ensemble`, with its optimizer in :mod:`.stacked_adam`)."""
+"""The one training loop with hooks (:mod:`.loop`), its bit-identical fast optimizer step on the
+CPU (:mod:`.fastpath`), and K models trained together in one stacked step (:mod:`.ensemble`, with
+its optimizer in :mod:`.stacked_adam`)."""

@@ -29,6 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from wemem.training.fastpath import optimizer_step, zero_grad
+
 log = logging.getLogger(__name__)
 
 
@@ -164,7 +166,7 @@ def predict_proba(
     out = []
     for chunk in rows.split(batch_size):
         with autocast(x.device):
-            logits = model(x[chunk])
+            logits = model(x.index_select(0, chunk))
         out.append(torch.softmax(logits.float(), dim=1))
     model.train(was_training)
     if not out:
@@ -259,12 +261,12 @@ def _train_epoch(
         if skip_one_row and len(batch.rows) == 1:
             continue
         opt = optimizers[batch.optimizer]
-        opt.zero_grad(set_to_none=True)
+        zero_grad(opt)
         with autocast(x.device):
-            logits = model(x[batch.rows])
-        loss = hooks.loss(logits.float(), y[batch.rows], batch, epoch)
+            logits = model(x.index_select(0, batch.rows))  # = x[rows], a faster gather on CPU
+        loss = hooks.loss(logits.float(), y.index_select(0, batch.rows), batch, epoch)
         hooks.backward(loss, batch, epoch)
-        opt.step()
+        optimizer_step(opt)
         hooks.after_step(model, batch, epoch)
         total += loss.detach() * len(batch.rows)
         n_seen += len(batch.rows)
