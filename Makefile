@@ -5,6 +5,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PROFILE ?= cpu
 KERNEL ?= wemem
+# where independent trainings run: pool (worker processes, one per core), local (one at a time), ray
+EXECUTOR ?= pool
 
 .PHONY: reproduce test lab install kernel lint clean
 
@@ -20,7 +22,7 @@ kernel: install
 	$(PY) -m ipykernel install --user --name $(KERNEL) --display-name "Python (wemem)" >/dev/null
 
 reproduce: kernel
-	$(VENV)/bin/wemem -v reproduce --profile $(PROFILE) --kernel $(KERNEL)
+	$(VENV)/bin/wemem -v reproduce --profile $(PROFILE) --kernel $(KERNEL) --executor $(EXECUTOR)
 
 test: install
 	$(PY) -m pytest -q

@@ -191,8 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--executor",
         default="local",
-        choices=("local", "ray"),
-        help="where independent trainings run (ray: pip install 'wemem[cluster]')",
+        choices=("local", "pool", "ray"),
+        help="where independent trainings run (pool: worker processes on this machine, "
+        "WEMEM_POOL_WORKERS; ray: pip install 'wemem[cluster]')",
     )
     r.add_argument("--ray-address", default=None, help="existing Ray cluster (default: local)")
     r.add_argument(

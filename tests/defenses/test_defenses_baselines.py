@@ -283,3 +283,20 @@ def test_baselines_run_through_prune_and_finetune(factory):
         assert layer_sparsity(model, [(name, m)])[name] == pytest.approx(
             int(m.weight.numel() * 0.6) / m.weight.numel()
         )
+
+
+def test_adv_flushes_denormals_during_its_fit_only():
+    denormal = torch.tensor([1e-39])
+    seen = []
+
+    class Probe(ADVHooks):
+        def after_step(self, model, batch, epoch):
+            seen.append(float((denormal * 1.0)[0]))  # 0 while denormals are flushed
+            super().after_step(model, batch, epoch)
+
+    model, x, y = _tiny()
+    hooks = Probe(theta=2.0, k_attack=1)
+    config = TrainConfig(batch_size=10, max_epochs=1)
+    fit(model, x, y, torch.arange(40), torch.arange(40, 60), config=config, hooks=hooks)
+    assert seen and all(v == 0.0 for v in seen)
+    assert float((denormal * 1.0)[0]) > 0  # PyTorch's default restored after the fit

@@ -1,4 +1,4 @@
-"""The Ray executor trains the same models as the local one: same cache entries, same metrics.
+"""The pool and Ray executors train the same models as the local one: same entries, same metrics.
 
 Ray starts a local cluster here (offline, usage statistics off) in a few seconds; both tests skip
 when Ray is not installed (it is an optional extra, but part of the test extra).
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_executor_name_is_checked(monkeypatch):
     monkeypatch.setenv("WEMEM_EXECUTOR", "spark")
-    with pytest.raises(ParamsError, match="allowed values are local, ray"):
+    with pytest.raises(ParamsError, match="allowed values are local, pool, ray"):
         executor.name()
     monkeypatch.setenv("WEMEM_EXECUTOR", "local")
     assert executor.prefetch(object(), [executor.Request("dense", "victim")]) == 0
@@ -36,15 +36,18 @@ def _untimed(obj):
     return obj
 
 
-def test_ray_experiment_equals_local(tiny_settings, tmp_path, monkeypatch):
-    pytest.importorskip("ray")
+@pytest.mark.parametrize("other", ["pool", "ray"])
+def test_parallel_experiment_equals_local(other, tiny_settings, tmp_path, monkeypatch):
+    if other == "ray":
+        pytest.importorskip("ray")
+    monkeypatch.setenv("WEMEM_POOL_WORKERS", "2")
     from dataclasses import replace
 
     from wemem.experiment import adaptive
     from wemem.experiment.replicate import Experiment
 
     stages, tables = {}, {}
-    for name in ("local", "ray"):
+    for name in ("local", other):
         monkeypatch.setenv("WEMEM_EXECUTOR", name)
         s = replace(tiny_settings, cache_dir=str(tmp_path / name), n_shadows=2)
         exp = Experiment(s, seed=0)
@@ -54,20 +57,20 @@ def test_ray_experiment_equals_local(tiny_settings, tmp_path, monkeypatch):
         assert submitted == (0 if name == "local" else 6)  # 3 dense + 3 pruning runs as tasks
         assert exp.prefetch(requests) == 0  # now all cached
         stages[name] = adaptive.defended_stage(exp, "rmr", tau=0.5, lambda_r=0.1)
-        # two classifier attacks: one Ray task each under ray
+        # two classifier attacks: one task each under pool and ray
         tables[name] = adaptive.evaluate(exp, stages[name], ["conf", "nn", "top3_nn"],
                                          attack_epochs=3)  # fmt: skip
     executor.shutdown()
     assert (
-        tables["ray"]
+        tables[other]
         .drop(columns=["seconds"], errors="ignore")
         .equals(tables["local"].drop(columns=["seconds"], errors="ignore"))
     )
     for attack, (s_in, s_out) in tables["local"].attrs["scores"].items():
-        r_in, r_out = tables["ray"].attrs["scores"][attack]
+        r_in, r_out = tables[other].attrs["scores"][attack]
         assert np.array_equal(s_in, r_in) and np.array_equal(s_out, r_out), attack
     for role in stages["local"].roles:
-        a, b = stages["local"].outputs[role], stages["ray"].outputs[role]
+        a, b = stages["local"].outputs[role], stages[other].outputs[role]
         assert np.array_equal(a.probs_in, b.probs_in) and np.array_equal(a.probs_out, b.probs_out)
 
 

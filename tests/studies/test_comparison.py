@@ -136,9 +136,10 @@ def test_paper_params_use_the_spec_share_and_windows(path):
     p = yaml.safe_load(path.read_text())
     if path.name.startswith("11_"):
         assert p["tau_shares"] == [paper_share(p["dataset"], p["arch"])]
-        return
-    assert p["tau_share"] == paper_share(p["dataset"], p["arch"]), path.name
-    if path.name.startswith(("06_", "09_", "10_")):
+        assert [p["widths"], p["steps"]] == list(map(list, PAPER_WINDOW_GRID[p["dataset"]]))
+    else:
+        assert p["tau_share"] == paper_share(p["dataset"], p["arch"]), path.name
+    if path.name.startswith(("06_", "09_", "10_", "11_")):
         best = paper_windows(p["dataset"], p["arch"])
         assert tuple(p["rsw_window"]) == best["rsw"] and tuple(p["swmr_window"]) == best["swmr"]
         widths, steps = PAPER_WINDOW_GRID[p["dataset"]]

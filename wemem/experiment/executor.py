@@ -1,4 +1,5 @@
-"""Where independent trainings run: in this process (``local``) or as Ray tasks (``ray``).
+"""Where independent trainings run: in this process (``local``), in a pool of worker processes on
+this machine (``pool``) or as Ray tasks (``ray``).
 
 The notebooks' code is sequential: it asks an :class:`~wemem.experiment.replicate.Experiment` for a model
 and gets it from the content-addressed cache, training it on a miss. Before such a loop the
@@ -13,7 +14,10 @@ computation is the same function either way, so the results are identical (teste
 Configuration (set by ``wemem reproduce --executor ray`` for the notebook kernels it starts, or
 by hand before opening a notebook):
 
-* ``WEMEM_EXECUTOR``: ``local`` (default) or ``ray``;
+* ``WEMEM_EXECUTOR``: ``local`` (default), ``pool`` or ``ray``;
+* ``WEMEM_POOL_WORKERS``: worker processes of ``pool`` (default: the CPU count), each with one
+  torch thread, started once per process (a notebook kernel) and reused; a task runs with the
+  ``local`` executor inside its worker (no nested pools);
 * ``WEMEM_RAY_ADDRESS``: the address of an existing cluster (``ray.init(address=...)``, e.g.
   ``auto`` or ``ray://head:10001``); empty: start a local cluster on this machine;
 * ``WEMEM_TASK_CPUS`` / ``WEMEM_TASK_GPUS``: ``num_cpus`` / ``num_gpus`` of each task (a params
@@ -37,7 +41,7 @@ from wemem.errors import ParamsError
 
 log = logging.getLogger(__name__)
 
-EXECUTORS = ("local", "ray")
+EXECUTORS = ("local", "pool", "ray")
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,9 +103,10 @@ def prefetch(exp, requests: list[Request]) -> int:
         d = Request("dense", r.role, r.defense if r.kind == "defended" else "base")
         kind, spec, _ = exp.resolve(d)
         dense.setdefault(exp.cache.key(kind, spec), d)
-    submitted = _run_ray(exp, list(dense.values()))
+    run = _run_pool if name() == "pool" else _run_ray
+    submitted = run(exp, list(dense.values()))
     unique = {repr(r): r for r in requests if r.kind != "dense"}
-    return submitted + _run_ray(exp, list(unique.values()))
+    return submitted + run(exp, list(unique.values()))
 
 
 def map_calls(fn, calls: list[dict[str, Any]]) -> list:
@@ -110,6 +115,10 @@ def map_calls(fn, calls: list[dict[str, Any]]) -> list:
     result must not depend on the order of the calls (seed each call on its own)."""
     if name() == "local" or len(calls) < 2:
         return [fn(**kw) for kw in calls]
+    if name() == "pool":
+        pool = _pool()
+        log.info("pool: %d calls of %s submitted", len(calls), fn.__name__)
+        return [f.result() for f in [pool.submit(_call, fn, kw) for kw in calls]]
     ray = _ray()
     task = ray.remote(**_resources())(_call)
     log.info("ray: %d calls of %s submitted", len(calls), fn.__name__)
@@ -131,6 +140,53 @@ def _run_ray(exp, requests: list[Request]) -> int:
     log.info("ray: %d trainings submitted", len(refs))
     ray.get(refs)
     return len(todo)
+
+
+def _run_pool(exp, requests: list[Request]) -> int:
+    todo = [r for r in requests if not exp.is_cached(r)]
+    if not todo:
+        return 0
+    pool = _pool()
+    cache_dir = str(exp.cache.root)
+    futures = [pool.submit(_train, type(exp), exp.settings, exp.seed, cache_dir, r) for r in todo]
+    log.info("pool: %d trainings submitted", len(futures))
+    for f in futures:
+        f.result()  # re-raises a worker's exception here
+    return len(todo)
+
+
+_POOL: dict[str, Any] = {}
+
+
+def _pool():
+    """The process pool of this process (started at the first use, reused): spawned workers (no
+    fork of a process holding torch's threads), each with the ``local`` executor and one thread."""
+    if "pool" not in _POOL:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        raw = os.environ.get("WEMEM_POOL_WORKERS", "")
+        try:
+            workers = int(raw) if raw else (os.cpu_count() or 1)
+        except ValueError:
+            raise ParamsError(f"WEMEM_POOL_WORKERS = {raw!r}: expected an integer >= 1") from None
+        if workers < 1:
+            raise ParamsError(f"WEMEM_POOL_WORKERS = {raw!r}: expected an integer >= 1")
+        ctx = multiprocessing.get_context("spawn")
+        env = {k: v for k, v in os.environ.items() if k.startswith("WEMEM_")}
+        _POOL["pool"] = ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(env,)
+        )
+        log.info("pool: %d worker processes", workers)
+    return _POOL["pool"]
+
+
+def _worker_init(env: dict[str, str]) -> None:
+    import torch
+
+    os.environ.update(env)
+    os.environ["WEMEM_EXECUTOR"] = "local"
+    torch.set_num_threads(1)
 
 
 def _train(experiment: type, settings, seed: int, cache_dir: str, request: Request) -> None:
@@ -166,9 +222,13 @@ def _ray():
 
 
 def shutdown() -> None:
-    """Disconnect from Ray (stopping the local cluster this process started), if connected."""
+    """Stop this process's worker pool and disconnect from Ray (stopping the local cluster this
+    process started), if either runs."""
     import sys
 
+    pool = _POOL.pop("pool", None)
+    if pool is not None:
+        pool.shutdown()
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():
         ray.shutdown()

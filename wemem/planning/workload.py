@@ -240,6 +240,9 @@ def _plan_11(c: Ctx) -> list[Job]:
         lambdas=p["lambdas"],
         tau_shares=p["tau_shares"],
         rmr_lambdas=p["rmr_lambdas"],
+        widths=p["widths"],
+        steps=p["steps"],
+        mode=p["window_mode"],
     )
     jobs, alive = _common(c), len(cands)
     for i, n in enumerate(p["rungs"]):  # autotune.successive_halving, the first survive
@@ -250,7 +253,14 @@ def _plan_11(c: Ctx) -> list[Job]:
             )
         alive = max(1, math.ceil(alive / p["eta"]))
     configs = autotune.victim_configs(
-        cands[0], autotune.hand_picked(replicate, tau_share=p["tau_shares"][0])
+        cands[0],
+        autotune.hand_picked(
+            replicate,
+            tau_share=p["tau_shares"][0],
+            rsw_window=p["rsw_window"],
+            swmr_window=p["swmr_window"],
+            mode=p["window_mode"],
+        ),
     )
     return jobs + sweep_jobs(c, configs)
 

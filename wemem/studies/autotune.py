@@ -25,11 +25,18 @@ import numpy as np
 import pandas as pd
 
 from wemem.attacks import METRIC_ATTACKS, run_metric_attacks
-from wemem.defenses.config import DefenseConfig, headline_window
+from wemem.defenses.config import DefenseConfig
 from wemem.experiment.replicate import Experiment, pool_shadows
 from wemem.names import label
 from wemem.studies import verdicts as vd
-from wemem.studies.sweeps import high_risk_fraction, run_tau_rule, tau_for, window_grid_for
+from wemem.studies.comparison import Choice, chosen_windows
+from wemem.studies.sweeps import (
+    class_size,
+    high_risk_fraction,
+    run_tau_rule,
+    tau_for,
+    window_grid_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,15 +80,20 @@ def candidates(
     lambdas=(0.1,),
     tau_shares=(0.1,),
     rmr_lambdas=(0.01, 0.1, 1.0),
+    widths=(),
+    steps=(),
+    mode: str = "per_class",
 ) -> list[Candidate]:
-    """RSW and SWMR over the paper's window grid × orders (× λr, τ for SWMR), and RMR over λr, τ
-    (one τ per high-risk share of ``tau_shares``, :func:`taus`)."""
+    """RSW and SWMR over the window grid × orders (× λr, τ for SWMR), and RMR over λr, τ (one τ
+    per high-risk share of ``tau_shares``, :func:`taus`). The grid is the settings table's
+    ``widths`` × ``steps`` (the paper profile) or, when empty, the paper's rule on n_c; windows
+    clip in ``mode`` (``faithful``: the official code, spec §9.4)."""
     out, tau_of = [], taus(exp, tau_shares)
-    grid = window_grid_for(exp)
+    grid = window_grid_for(exp, widths=widths, steps=steps)
     for order in orders:
         suffix = order.lower()
         for g in grid:
-            ws = {"width": g.width, "step": g.step}
+            ws = {"width": g.width, "step": g.step, "mode": mode}
             out.append(
                 Candidate(f"rsw_{suffix}", ws, f"{label('rsw_' + suffix)} w={g.width} s={g.step}")
             )
@@ -164,18 +176,31 @@ def successive_halving(
     return alive[0], pd.concat(trace, ignore_index=True)
 
 
-def hand_picked(exp: Experiment, *, tau_share: float = 0.1) -> list[Candidate]:
-    """The paper's headline choices, on this data: RSW(L→H) and SWMR(H→L) with the smallest width
-    and small step, λr = 0.1; RMR with λr = 0.1 (spec §1, §2.4); τ of ``tau_share`` (:func:`taus`)."""
-    g = headline_window(window_grid_for(exp))
-    ws = {"width": g.width, "step": g.step}
+def hand_picked(
+    exp: Experiment,
+    *,
+    tau_share: float = 0.1,
+    rsw_window=(),
+    swmr_window=(),
+    mode: str = "per_class",
+) -> list[Candidate]:
+    """The paper's choices, on this data: RSW(L→H) at ``rsw_window`` and SWMR(H→L) at
+    ``swmr_window`` (the authors' best where the spec gives them; empty: the headline window of the
+    paper's rule, :func:`wemem.studies.comparison.chosen_windows`), λr = 0.1; RMR with λr = 0.1
+    (spec §1, §2.4); τ of ``tau_share`` (:func:`taus`); windows clipped in ``mode``."""
+    choice = Choice(rsw_window=tuple(rsw_window), swmr_window=tuple(swmr_window), window_mode=mode)
+    r, w = chosen_windows(class_size(exp), choice)
     tau = taus(exp, [tau_share])[float(tau_share)]
     return [
-        Candidate("rsw_l2h", ws, f"RSW(L→H) w={g.width} s={g.step}"),
+        Candidate(
+            "rsw_l2h",
+            {"width": r.width, "step": r.step, "mode": mode},
+            f"RSW(L→H) w={r.width} s={r.step}",
+        ),
         Candidate(
             "swmr_h2l",
-            {**ws, "tau": tau, "lambda_r": 0.1},
-            f"SWMR(H→L) w={g.width} s={g.step} λr=0.1 τ@{tau_share:g}",
+            {"width": w.width, "step": w.step, "mode": mode, "tau": tau, "lambda_r": 0.1},
+            f"SWMR(H→L) w={w.width} s={w.step} λr=0.1 τ@{tau_share:g}",
         ),
         Candidate("rmr", {"tau": tau, "lambda_r": 0.1}, f"RMR λr=0.1 τ@{tau_share:g}"),
     ]

@@ -30,6 +30,7 @@ from wemem.studies.sweeps import (
     said,
     select,
     tau_for,
+    tau_summary,
     test_acc_resolution,
 )
 from wemem.studies.verdicts import decide, difference_se
@@ -205,6 +206,16 @@ def comparison_configs_for(exp: Experiment, choice: Choice = Choice()) -> list[D
     rsw, swmr = chosen_windows(class_size(exp), choice)
     tau = tau_for(exp, run_tau_rule(exp.settings, choice.tau_share))
     return comparison_configs(rsw, swmr, tau=tau, choice=choice)
+
+
+def chosen_tau(exp: Experiment, configs: list[DefenseConfig], choice: Choice) -> dict:
+    """τ of a comparison's RMR/SWMR rows (:func:`comparison_configs_for`), its rule and the share of
+    the training pool it selects, for metrics.json (:func:`wemem.studies.sweeps.tau_summary`);
+    ``{}`` when no row has a τ."""
+    taus = [c.settings["tau"] for c in configs if "tau" in c.settings]
+    if not taus:
+        return {}
+    return tau_summary(exp, taus[0], run_tau_rule(exp.settings, choice.tau_share))
 
 
 def dp_configs(comparison: list[DefenseConfig], *, sigmas, target_epsilons) -> list[DefenseConfig]:
