@@ -133,7 +133,9 @@ def test_baselines_resolve_their_settings(plans):
     assert set(params["alphas"]) <= {s["alpha"] for s in by["relaxloss"]}
     assert set(params["thetas"]) <= {s["theta"] for s in by["adv"]}
     assert all({"k_attack", "attack_every", "adv_mode"} <= set(s) for s in by["adv"])
-    assert all({"delta", "dp_passes_per_epoch", "sigma", "max_grad_norm"} <= set(s) for s in by["dp"])
+    assert all(
+        {"delta", "dp_passes_per_epoch", "sigma", "max_grad_norm"} <= set(s) for s in by["dp"]
+    )
     assert all(isinstance(s["beta"], float) for s in by["ppb"])
     norm = params.get("norm", "batch")  # DP-SGD trains GroupNorm twins of BatchNorm models
     assert {c["norm"] for c in run["configs"] if c["defense"] != "dp"} == {norm}
