@@ -99,6 +99,10 @@ def test_memorization_checks_fail_when_models_did_not_fit_their_subsets():
     assert not memorization.checks(untrained, recovery, agreement=0.5, profile="cpu")[
         "models_fit_their_subsets"
     ]
+    perfect = recovery.assign(precision_at_k=1.0, auc_flipped_vs_clean=1.0)  # Hanley-McNeil SE 0
+    assert memorization.checks(fitted, perfect, agreement=0.5, profile="cpu")[
+        "flipped_score_above_clean"
+    ]
     flat = recovery.assign(precision_at_k=0.12, auc_flipped_vs_clean=0.5)
     c = memorization.checks(fitted, flat, agreement=0.01, profile="cpu")
     assert not c["flipped_labels_rank_on_top"] and not c["flipped_score_above_clean"]

@@ -126,7 +126,9 @@ def checks(
     if used["k"] > 0:
         out["flipped_labels_rank_on_top"] = bool(used["precision_at_k"] > 2 * used["flip_rate"])
         k = int(used["k"])
-        se = vd.auc_se(used["auc_flipped_vs_clean"], k, len(fz.score) - k)
+        # the null's standard error (AUC = ½): Hanley–McNeil's SE vanishes at AUC = 1, which would
+        # leave a perfect separation "unresolved"
+        se = vd.auc_se(0.5, k, len(fz.score) - k)
         out["flipped_score_above_clean"] = (
             vd.verdict(used["auc_flipped_vs_clean"] - 0.5, se) == vd.HOLDS
         )
