@@ -34,8 +34,8 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 from torch import nn
 
+from wemem.attacks.posteriors import posteriors
 from wemem.errors import ParamsError
-from wemem.training.loop import predict_proba
 
 __all__ = ["PROB_FLOOR", "lira_offline", "lira_online", "phi", "shadow_phi_on"]
 
@@ -131,9 +131,9 @@ def shadow_phi_on(
 ) -> NDArray[np.float64]:
     """φ of each model on ``x[rows]`` with ``labels``: ``(S, n)`` float64.
 
-    Posteriors come from :func:`wemem.training.loop.predict_proba`, the function that produced the
-    victim's and shadows' stored outputs (bf16 autocast on CUDA), so that the victim's φ and the
-    shadows' φ are computed alike. Inputs move to each model's device.
+    Posteriors come from :func:`wemem.attacks.posteriors.posteriors` (IEEE float32), the function
+    that produced the victim's and shadows' stored outputs, so that the victim's φ and the shadows'
+    φ are computed alike. Inputs move to each model's device.
     """
     rows_t = torch.as_tensor(np.asarray(rows), dtype=torch.long, device=x.device)
     y = np.asarray(labels).astype(np.int64)
@@ -146,6 +146,6 @@ def shadow_phi_on(
         if dev not in inputs:
             inputs[dev] = x[rows_t].to(dev)
         xs = inputs[dev]
-        probs = predict_proba(model, xs, torch.arange(len(y), device=dev), batch_size=batch_size)
+        probs = posteriors(model, xs, torch.arange(len(y), device=dev), batch_size=batch_size)
         out[s] = phi(probs.float().cpu().numpy(), y)
     return out

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from wemem.attacks.sensitivity import full_fp32
+from wemem.attacks.posteriors import posteriors
 from wemem.cache import payload_type
 from wemem.data import ModelSplit, Pool
 
@@ -78,28 +78,6 @@ class PrunedRun:
 
 
 @torch.no_grad()
-def posteriors(
-    model: nn.Module, x: torch.Tensor, rows: torch.Tensor | np.ndarray, *, batch_size: int = 2048
-) -> torch.Tensor:
-    """Softmax posteriors of ``model`` (in eval mode) on ``x[rows]``: (len(rows), C) float32 on
-    x's device, computed in IEEE float32: autocast off (also inside a caller's autocast), TF32
-    off on CUDA (:func:`wemem.attacks.sensitivity.full_fp32`)."""
-    rows = torch.as_tensor(rows, dtype=torch.long, device=x.device)
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
-        with full_fp32(), torch.autocast(x.device.type, enabled=False):
-            for chunk in rows.split(batch_size):
-                logits = model(x[chunk].float())
-                out.append(torch.softmax(logits.float(), dim=1))
-    finally:
-        model.train(was_training)
-    if not out:
-        return torch.empty(0, 0, device=x.device)
-    return torch.cat(out)
-
-
 def model_outputs(model: nn.Module, pool: Pool, split: ModelSplit) -> ModelOutputs:
     """Posteriors of ``model`` on the split's members (``split.train``) and non-members
     (``split.test``), in float32 (:func:`posteriors`), with their labels, pool rows and
