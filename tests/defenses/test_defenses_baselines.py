@@ -131,9 +131,10 @@ def test_adv_alternates_k_attack_steps_before_classifier_steps(every, attack_ste
     assert hooks.counts == {"classifier": 4, "attack": attack_steps}
 
 
-def test_adv_classifier_loss_is_ce_plus_theta_log_membership():
+@pytest.mark.parametrize("mode, attack_steps", [("nasr", 2), ("official", 2)])
+def test_adv_classifier_loss_is_ce_plus_theta_log_membership(mode, attack_steps):
     model, x, y = _tiny()
-    hooks = ADVHooks(theta=2.0, k_attack=2)
+    hooks = ADVHooks(theta=2.0, k_attack=attack_steps, mode=mode)
     train, dev = torch.arange(40), torch.arange(40, 60)
     hooks.bind(model, x, y, train, dev)
     hooks.make_optimizers(model, TrainConfig())
@@ -141,7 +142,7 @@ def test_adv_classifier_loss_is_ce_plus_theta_log_membership():
     model.eval()
     logits = model(x[batch.rows])
     got = hooks.loss(logits, y[batch.rows], batch, 0)
-    assert hooks.counts["attack"] == 2
+    assert hooks.counts["attack"] == attack_steps
     h = hooks._adversary.model.eval()
     feats = torch.cat([F.softmax(logits, 1), F.one_hot(y[batch.rows], 3).float()], 1)
     want = F.cross_entropy(logits, y[batch.rows]) + 2.0 * F.log_softmax(h(feats), 1)[:, 1].mean()
@@ -219,23 +220,6 @@ def test_adv_official_scales_the_attack_loss_by_theta_and_nasr_does_not():
         assert torch.equal(g1, g2)
     for g1, g2 in zip(one, _attack_grads(1.0, "nasr"), strict=True):
         assert torch.equal(g1, g2)  # θ = 1: both modes take the same step
-
-
-def test_adv_official_classifier_loss_is_ce_plus_theta_log_membership():
-    model, x, y = _tiny()
-    hooks = ADVHooks(theta=2.0, mode="official")
-    train, dev = torch.arange(40), torch.arange(40, 60)
-    hooks.bind(model, x, y, train, dev)
-    hooks.make_optimizers(model, TrainConfig())
-    batch = next(hooks.batch_plan(0, train, batch_size=8, generator=torch.Generator()))
-    model.eval()
-    logits = model(x[batch.rows])
-    got = hooks.loss(logits, y[batch.rows], batch, 0)
-    assert hooks.counts["attack"] == 7
-    h = hooks._adversary.model.eval()
-    feats = torch.cat([F.softmax(logits, 1), F.one_hot(y[batch.rows], 3).float()], 1)
-    want = F.cross_entropy(logits, y[batch.rows]) + 2.0 * F.log_softmax(h(feats), 1)[:, 1].mean()
-    assert got.item() == pytest.approx(want.item(), rel=1e-6)
 
 
 # --- validation and end to end ------------------------------------------------------------------
