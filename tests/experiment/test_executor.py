@@ -86,3 +86,28 @@ def test_reproduce_with_ray_gives_the_local_metrics(tmp_path, monkeypatch):
         record = json.loads((out / "03_defense_rsw" / "tiny" / "run.json").read_text())
         assert record["executor"] == name and record["cache_entries"]
     assert _untimed(metrics["ray"]) == _untimed(metrics["local"])
+
+
+def test_sweep_under_pool_equals_local(tiny_settings, tmp_path, monkeypatch):
+    """A sweep submits the classifier attacks of several settings before collecting any (bounded by
+    LOOKAHEAD, here 1 so the bound is exercised): the table is the one-at-a-time local table."""
+    from dataclasses import replace
+
+    from wemem.defenses.config import DefenseConfig
+    from wemem.experiment.replicate import Experiment
+    from wemem.studies import sweeps
+
+    monkeypatch.setenv("WEMEM_POOL_WORKERS", "2")
+    monkeypatch.setattr(sweeps, "LOOKAHEAD", 1)
+    configs = [DefenseConfig("base", {}), DefenseConfig("rmr", {"tau": 0.5, "lambda_r": 0.1}),
+               DefenseConfig("rmr", {"tau": 0.5, "lambda_r": 1.0})]  # fmt: skip
+    tables = {}
+    for name in ("local", "pool"):
+        monkeypatch.setenv("WEMEM_EXECUTOR", name)
+        s = replace(tiny_settings, cache_dir=str(tmp_path / "cache"), n_shadows=2)
+        tables[name] = sweeps.sweep(Experiment(s, seed=0), configs, ["conf", "nn", "cl_nn"],
+                                    attack_epochs=2, attack_train_max=200)  # fmt: skip
+    executor.shutdown()
+    untimed = [c for c in tables["local"].columns if "second" not in c]
+    assert len(tables["local"]) == 9
+    assert tables["pool"][untimed].equals(tables["local"][untimed])

@@ -143,6 +143,32 @@ def _subsample(out: ModelOutputs, k: int, rng: np.random.Generator) -> ModelOutp
     return o
 
 
+@dataclass(eq=False)
+class PendingEvaluation:
+    """An evaluation whose classifier attacks may still be training on the executor's workers
+    (:func:`submit_evaluation`); :meth:`table` waits for them and returns :func:`evaluate`'s
+    table."""
+
+    stage: str
+    names: list[str]
+    victim: ModelOutputs
+    frames: list[pd.DataFrame]
+    classifier: executor.Pending | None
+
+    def table(self) -> pd.DataFrame:
+        frames = self.frames + (self.classifier.results() if self.classifier else [])
+        attrs: dict = {"roc": {}, "scores": {}}
+        for f in frames:
+            attrs["roc"].update(f.attrs.get("roc", {}))
+            attrs["scores"].update(f.attrs.get("scores", {}))
+            f.attrs = {}  # pandas compares attrs on concat; arrays of unequal length cannot be
+        df = pd.concat(frames, ignore_index=True)
+        df = df.set_index("attack").loc[self.names].reset_index()
+        df.insert(0, "stage", self.stage)
+        df.attrs = {**attrs, "victim": self.victim}
+        return df
+
+
 def evaluate(
     exp: Experiment,
     st: Stage,
@@ -160,27 +186,38 @@ def evaluate(
     ``None``, as the paper), for ``attack_epochs`` epochs (or ``epochs_by_attack[name]``, e.g. a
     shorter SAMIA on a CPU) with the LR drops at 50 % and 75 %.
     """
+    return submit_evaluation(
+        exp,
+        st,
+        names,
+        attack_epochs=attack_epochs,
+        attack_train_max=attack_train_max,
+        epochs_by_attack=epochs_by_attack,
+        seed=seed,
+    ).table()
+
+
+def submit_evaluation(
+    exp: Experiment,
+    st: Stage,
+    names,
+    *,
+    attack_epochs: int = 100,
+    attack_train_max: int | None = None,
+    epochs_by_attack: dict[str, int] | None = None,
+    seed: int = 0,
+) -> PendingEvaluation:
+    """:func:`evaluate` in two steps: the classifier attacks are submitted to the executor
+    (``pool``/``ray``: one task per attack model, each seeded on its own, so the numbers are
+    those of ``local``), the other attacks run here meanwhile; ``.table()`` collects."""
     names = list(names)
     if any(n in SENSITIVITY_ATTACKS for n in names):
         st = add_sensitivity(exp, st, seed=seed)
     cheap = [n for n in names if n not in CLASSIFIER_ATTACKS]
     costly = [n for n in names if n in CLASSIFIER_ATTACKS]
-    frames = []
-    shadow_models = [st.models[r] for r in st.roles[1:]]
-    if cheap:
-        frames.append(
-            run_attacks(
-                cheap,
-                st.victim,
-                st.shadows,
-                victim_model=st.models["victim"],
-                shadow_models=shadow_models,
-                x=exp.pool.x,
-                seed=seed,
-            )
-        )
+    classifier = None
     if costly:
-        frames += _classifier_frames(
+        classifier = _submit_classifiers(
             exp,
             st,
             costly,
@@ -189,19 +226,23 @@ def evaluate(
             epochs_by_attack=epochs_by_attack,
             seed=seed,
         )
-    attrs: dict = {"roc": {}, "scores": {}}
-    for f in frames:
-        attrs["roc"].update(f.attrs.get("roc", {}))
-        attrs["scores"].update(f.attrs.get("scores", {}))
-        f.attrs = {}  # pandas compares attrs on concat; arrays of unequal length cannot be
-    df = pd.concat(frames, ignore_index=True)
-    df = df.set_index("attack").loc[names].reset_index()
-    df.insert(0, "stage", st.name)
-    df.attrs = {**attrs, "victim": st.victim}
-    return df
+    frames = []
+    if cheap:
+        frames.append(
+            run_attacks(
+                cheap,
+                st.victim,
+                st.shadows,
+                victim_model=st.models["victim"],
+                shadow_models=[st.models[r] for r in st.roles[1:]],
+                x=exp.pool.x,
+                seed=seed,
+            )
+        )
+    return PendingEvaluation(st.name, names, st.victim, frames, classifier)
 
 
-def _classifier_frames(
+def _submit_classifiers(
     exp: Experiment,
     st: Stage,
     costly: list[str],
@@ -210,46 +251,60 @@ def _classifier_frames(
     attack_train_max: int | None,
     epochs_by_attack: dict[str, int] | None,
     seed: int,
-) -> list[pd.DataFrame]:
-    """The classifier attacks' tables (see :func:`evaluate`): one Ray task per attack model under
-    the ``ray`` executor, else one run per group of attacks sharing their epochs."""
-    shadow_models = [st.models[r] for r in st.roles[1:]]
+) -> executor.Pending:
+    """The classifier attacks' tables (see :func:`evaluate`): one task per attack model under the
+    ``pool`` and ``ray`` executors, else one run per group of attacks sharing their epochs."""
     shadows = st.shadows
     if attack_train_max:
         rng = np.random.default_rng(seed)
         per = max(1, attack_train_max // len(shadows))
         shadows = [_subsample(s, per, rng) for s in shadows]
     epochs_of = {n: (epochs_by_attack or {}).get(n, attack_epochs) for n in costly}
-    if executor.name() == "ray" and len(costly) > 1:  # one task per attack model
-        calls = [
-            {
-                "names": [n],
-                "victim": st.victim,
-                "shadows": shadows,
-                "seed": seed,
-                "epochs": epochs_of[n],
-                "milestones": (epochs_of[n] // 2, (3 * epochs_of[n]) // 4),
-            }
-            for n in costly
+    if executor.name() != "local":  # one task per attack model
+        groups = [[n] for n in costly]
+    else:
+        groups = [
+            [n for n in costly if epochs_of[n] == e] for e in dict.fromkeys(epochs_of.values())
         ]
-        return executor.map_calls(run_attacks, calls)
-    frames = []
-    for epochs in dict.fromkeys(epochs_of[n] for n in costly):
-        group = [n for n in costly if epochs_of[n] == epochs]
-        frames.append(
-            run_attacks(
-                group,
-                st.victim,
-                shadows,
-                victim_model=st.models["victim"],
-                shadow_models=shadow_models,
-                x=exp.pool.x,
-                seed=seed,
-                epochs=epochs,
-                milestones=(epochs // 2, (3 * epochs) // 4),
-            )
+    calls = [
+        {
+            "names": group,
+            "victim": st.victim,
+            "shadows": shadows,
+            "seed": seed,
+            "epochs": epochs_of[group[0]],
+            "milestones": (epochs_of[group[0]] // 2, (3 * epochs_of[group[0]]) // 4),
+        }
+        for group in groups
+    ]
+    return executor.submit_calls(run_attacks, calls)
+
+
+def evaluate_stages(
+    exp: Experiment,
+    stages,
+    names,
+    *,
+    attack_epochs: int = 100,
+    attack_train_max: int | None = None,
+    epochs_by_attack: dict[str, int] | None = None,
+    seed: int = 0,
+) -> dict[str, pd.DataFrame]:
+    """:func:`evaluate` for each stage (``{stage: table}``); the classifier attacks of every stage
+    are submitted before the first table is collected."""
+    pending = {
+        name: submit_evaluation(
+            exp,
+            stage(exp, name),
+            names,
+            attack_epochs=attack_epochs,
+            attack_train_max=attack_train_max,
+            epochs_by_attack=epochs_by_attack,
+            seed=seed,
         )
-    return frames
+        for name in stages
+    }
+    return {name: p.table() for name, p in pending.items()}
 
 
 def memscore_leakage(
@@ -292,28 +347,3 @@ def memscore_leakage(
                 }
             )
     return pd.DataFrame(rows)
-
-
-def evaluate_stages(
-    exp: Experiment,
-    stages,
-    names,
-    *,
-    attack_epochs: int = 100,
-    attack_train_max: int | None = None,
-    epochs_by_attack: dict[str, int] | None = None,
-    seed: int = 0,
-) -> dict[str, pd.DataFrame]:
-    """:func:`evaluate` for each stage, in order (``{stage: table}``)."""
-    return {
-        name: evaluate(
-            exp,
-            stage(exp, name),
-            names,
-            attack_epochs=attack_epochs,
-            attack_train_max=attack_train_max,
-            epochs_by_attack=epochs_by_attack,
-            seed=seed,
-        )
-        for name in stages
-    }

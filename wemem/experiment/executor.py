@@ -5,8 +5,9 @@ The notebooks' code is sequential: it asks an :class:`~wemem.experiment.replicat
 and gets it from the content-addressed cache, training it on a miss. Before such a loop the
 library calls :func:`prefetch` with the list of independent trainings the loop is about to need
 (the victim's and every shadow's dense model, or their pruning runs with a defense, for every
-setting of a sweep). The classifier attacks of one evaluation, each seeded on its own, are
-trained through :func:`map_calls` (one task per attack). With the ``local`` executor that is a no-op and the loop trains each model
+setting of a sweep). The classifier attacks of an evaluation, each seeded on its own, are
+trained through :func:`submit_calls` (one task per attack model), so a sweep keeps the workers busy
+with the attack models of several settings while this process loads the next one. With the ``local`` executor that is a no-op and the loop trains each model
 in turn; with ``ray`` every missing entry is trained by a Ray task that rebuilds the experiment
 from its settings and writes the entry to the shared cache, and the loop then only reads. The
 computation is the same function either way, so the results are identical (tested).
@@ -109,20 +110,48 @@ def prefetch(exp, requests: list[Request]) -> int:
     return submitted + run(exp, list(unique.values()))
 
 
-def map_calls(fn, calls: list[dict[str, Any]]) -> list:
-    """``[fn(**kw) for kw in calls]``: in this process (``local``), or one Ray task per call
-    (``ray``), results in order. ``fn`` must be importable (a module-level function) and its
-    result must not depend on the order of the calls (seed each call on its own)."""
-    if name() == "local" or len(calls) < 2:
-        return [fn(**kw) for kw in calls]
+class Pending:
+    """The results of calls :func:`submit_calls` started, in call order, from :meth:`results`
+    (which waits for them). Under ``local`` they were computed when submitted."""
+
+    def __init__(self, fetch) -> None:
+        self._fetch = fetch
+        self._results: list | None = None
+
+    def results(self) -> list:
+        """The calls' results in order (waits for running calls the first time)."""
+        if self._results is None:
+            self._results = self._fetch()
+            self._fetch = None
+        return self._results
+
+
+def submit_calls(fn, calls: list[dict[str, Any]]) -> Pending:
+    """Start ``[fn(**kw) for kw in calls]`` and return at once: in this process (``local``,
+    computed now), in the worker pool (``pool``) or one Ray task per call (``ray``); the caller
+    does other work and reads :meth:`Pending.results` later. ``fn`` must be importable (a
+    module-level function) and its result must not depend on the order of the calls (seed each
+    call on its own)."""
+    if name() == "local" or not calls:
+        done = [fn(**kw) for kw in calls]
+        return Pending(lambda: done)
     if name() == "pool":
-        pool = _pool()
+        futures = [_pool().submit(_call, fn, kw) for kw in calls]
         log.info("pool: %d calls of %s submitted", len(calls), fn.__name__)
-        return [f.result() for f in [pool.submit(_call, fn, kw) for kw in calls]]
+        return Pending(lambda: [f.result() for f in futures])
     ray = _ray()
     task = ray.remote(**_resources())(_call)
+    refs = [task.remote(fn, kw) for kw in calls]
     log.info("ray: %d calls of %s submitted", len(calls), fn.__name__)
-    return ray.get([task.remote(fn, kw) for kw in calls])
+    return Pending(lambda: ray.get(refs))
+
+
+def map_calls(fn, calls: list[dict[str, Any]]) -> list:
+    """``[fn(**kw) for kw in calls]``: in this process (``local``), or in parallel (``pool``,
+    ``ray``; see :func:`submit_calls`), results in order. A single call runs in this process."""
+    if len(calls) < 2:
+        return [fn(**kw) for kw in calls]
+    return submit_calls(fn, calls).results()
 
 
 def _call(fn, kw: dict[str, Any]):

@@ -10,6 +10,7 @@ the config builders need from an experiment: n_c (:func:`class_size`), its windo
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import asdict
 
 import numpy as np
@@ -25,6 +26,9 @@ from wemem.names import PAPER_ATTACKS, label
 from wemem.studies.verdicts import accuracy_difference_se, difference_se, verdict_text
 
 log = logging.getLogger(__name__)
+
+#: Settings of a :func:`sweep` whose classifier attacks may train at once on the executor.
+LOOKAHEAD = 6
 
 
 def class_size(exp: Experiment) -> float:
@@ -103,13 +107,34 @@ def evaluate(
     """One defense setting: prune victim and shadows with it, run ``attacks``, one row per attack
     (columns: the attack's metrics, the victim's accuracy and fine-tuning time, the config's
     scalar settings and its labels). ``config.one_shot`` prunes once to the final rate."""
+    return _submit(
+        exp,
+        config,
+        attacks,
+        attack_epochs=attack_epochs,
+        attack_train_max=attack_train_max,
+        seed=seed,
+    )()
+
+
+def _submit(
+    exp: Experiment,
+    config: DefenseConfig,
+    attacks,
+    *,
+    attack_epochs: int,
+    attack_train_max: int | None,
+    seed: int = 0,
+):
+    """:func:`evaluate` with its classifier attacks submitted to the executor; returns a function
+    that waits for them and returns the table (the stage's models are not kept)."""
     st = adaptive.defended_stage(exp, config.name, one_shot=config.one_shot, **config.settings)
-    table = adaptive.evaluate(
+    pending = adaptive.submit_evaluation(
         exp, st, attacks, attack_epochs=attack_epochs, attack_train_max=attack_train_max, seed=seed
     )
     v = st.victim
     scalars = {k: val for k, val in config.settings.items() if np.isscalar(val)}
-    return table.drop(columns=["stage"]).assign(
+    columns = dict(
         defense=config.name,
         defense_label=label(config.name),
         test_acc=v.test_acc,
@@ -120,6 +145,7 @@ def evaluate(
         **{f"dp_{k}": val for k, val in st.summary.get("defense", {}).items()},
         **{**scalars, **config.labels},
     )
+    return lambda: pending.table().drop(columns=["stage"]).assign(**columns)
 
 
 def check_configs(exp: Experiment, configs: list[DefenseConfig]) -> None:
@@ -144,22 +170,26 @@ def sweep(
     attack_train_max: int | None,
     progress: bool | None = None,
 ) -> pd.DataFrame:
-    """:func:`evaluate` for each config, in order; one long table."""
+    """:func:`evaluate` for each config, in order; one long table. The classifier attacks of up to
+    :data:`LOOKAHEAD` settings train on the executor's workers while the next setting is loaded
+    and its other attacks run here (same numbers as one setting at a time: each attack model is
+    seeded on its own)."""
     check_configs(exp, configs)
     exp.prefetch(  # every (setting, model) pruning run at once, when the executor is Ray
         Request("defended", role, c.name, c.one_shot, dict(c.settings))
         for c in configs
         for role in exp.roles
     )
-    frames = []
+    frames, pending = [], deque()
     for c in _progress.tqdm(
         configs, desc="defense settings", disable=not _progress.enabled(progress)
     ):
-        frames.append(
-            evaluate(
-                exp, c, attacks, attack_epochs=attack_epochs, attack_train_max=attack_train_max
-            )
+        pending.append(
+            _submit(exp, c, attacks, attack_epochs=attack_epochs, attack_train_max=attack_train_max)
         )
+        while len(pending) > LOOKAHEAD:  # bounded: each holds its stage's outputs
+            frames.append(pending.popleft()())
+    frames += [table() for table in pending]
     for f in frames:
         f.attrs = {}
     return pd.concat(frames, ignore_index=True)
