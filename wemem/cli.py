@@ -155,12 +155,15 @@ def _cmd_manifest(args: argparse.Namespace) -> int:
 
 def _cmd_data_list(args: argparse.Namespace) -> int:
     from wemem.data import DATASETS, data_root, is_available
+    from wemem.data.registry import is_fixture
 
     root = Path(args.root) if args.root else data_root()
     sys.stdout.write(f"data root: {root} (set WEMEM_DATA to change)\n")
     for name, info in DATASETS.items():
         where = "ships offline" if info.offline else str(root / name)
         state = "ok" if is_available(name, root) else "missing"
+        if state == "ok" and is_fixture(name, root):
+            state = "fixture"  # a synthetic stand-in from `wemem data fixtures`
         sys.stdout.write(
             f"  {name:<12} {info.kind:<8} C={info.num_classes:<4} {state:<8} {where}\n"
         )
@@ -172,6 +175,28 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
 
     path = fetch(args.name, root=Path(args.root) if args.root else None)
     sys.stdout.write(f"{args.name}: ready in {path}\n")
+    return 0
+
+
+def _cmd_data_fixtures(args: argparse.Namespace) -> int:
+    import shlex
+
+    from wemem.data.fixtures import describe, write_fixtures
+
+    written = write_fixtures(args.dir, seed=args.seed, per_class=args.per_class, only=args.only)
+    for name, path in written.items():
+        marker = describe(path)
+        rows, covered = marker["rows"], marker["coverage"]["complete"]
+        sys.stdout.write(
+            f"{name:<12} {path}  rows={rows['train_pool'] + rows['test_pool']} "
+            f"(P={rows['train_pool']}, T={rows['test_pool']})  classes={marker['num_classes']}"
+            f"{'' if covered else '  (too few rows: some split parts lack classes)'}\n"
+        )
+    root = shlex.quote(str(Path(args.dir).expanduser().resolve()))
+    sys.stdout.write(
+        "synthetic stand-ins, not the real datasets; to run on them:\n"
+        f"  WEMEM_DATA={root} wemem reproduce --profile paper --smoke\n"
+    )
     return 0
 
 
@@ -243,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--outputs", default="outputs")
     m.set_defaults(func=_cmd_manifest)
 
-    d = sub.add_parser("data", help="list or fetch datasets")
+    d = sub.add_parser("data", help="list, fetch or write stand-ins of datasets")
     dsub = d.add_subparsers(dest="data_command", required=True)
     dl = dsub.add_parser("list", help="where each dataset is looked for, and whether it is there")
     dl.add_argument("--root", default=None)
@@ -252,6 +277,18 @@ def build_parser() -> argparse.ArgumentParser:
     df.add_argument("name")
     df.add_argument("--root", default=None)
     df.set_defaults(func=_cmd_data_fetch)
+    dx = dsub.add_parser(
+        "fixtures",
+        help="write small synthetic stand-ins of the six paper datasets in their real file "
+        "formats (offline; for smoke tests, never for results)",
+    )
+    dx.add_argument("dir", help="data root to write <name>/ folders into (use as WEMEM_DATA)")
+    dx.add_argument("--seed", type=int, default=0, help="same seed, byte-identical files")
+    dx.add_argument(
+        "--per-class", type=int, default=None, help="rows per class (default: per dataset)"
+    )
+    dx.add_argument("--only", nargs="+", default=None, metavar="NAME", help="datasets to write")
+    dx.set_defaults(func=_cmd_data_fixtures)
     return p
 
 

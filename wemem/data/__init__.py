@@ -8,9 +8,10 @@ Usage::
 """
 
 from wemem.data.download import fetch
+from wemem.data.fixtures import write_fixtures
 from wemem.data.noise import apply_label_noise
 from wemem.data.pool import Pool, load_pool
-from wemem.data.registry import DATASETS, DatasetInfo, data_root, is_available
+from wemem.data.registry import DATASETS, DatasetInfo, data_root, is_available, is_fixture
 from wemem.data.splits import ModelSplit, Splits, make_splits
 
 __all__ = [
@@ -23,6 +24,8 @@ __all__ = [
     "data_root",
     "fetch",
     "is_available",
+    "is_fixture",
     "load_pool",
     "make_splits",
+    "write_fixtures",
 ]

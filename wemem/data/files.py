@@ -5,10 +5,15 @@ A dataset folder may hold ``SHA256SUMS`` (``<hex>  <relative path>`` per line, a
 ``sha256sum``). :func:`wemem.data.fetch` (module ``download``) records it at the first fetch of
 a tabular set; later fetches and every parse of a raw file verify against it, so a silently
 replaced or truncated file is caught.
+
+A folder written by ``wemem data fixtures`` (:mod:`wemem.data.fixtures`) carries
+``WEMEM_FIXTURE.json``: a synthetic stand-in, not the real dataset. :func:`read_fixture_marker`
+reads it (the CIFAR loader takes its md5 sums) and :func:`fixture_digest` keys pools on it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,6 +25,8 @@ from wemem.io import file_sha256 as sha256_file
 log = logging.getLogger(__name__)
 
 SUMS_NAME = "SHA256SUMS"
+#: Marker file of a fixture folder: generator, seed, sizes and {relative path: md5} of its files.
+FIXTURE_MARKER = "WEMEM_FIXTURE.json"
 _CHUNK = 1 << 20
 
 
@@ -82,3 +89,26 @@ def record_sums(folder: Path, rels: Iterable[str]) -> None:
     with atomic_path(folder / SUMS_NAME) as tmp:
         tmp.write_text("".join(f"{h}  {rel}\n" for rel, h in sorted(sums.items())))
     log.info("recorded sha256 of %s in %s", ", ".join(sorted(new)), folder / SUMS_NAME)
+
+
+def read_fixture_marker(folder: Path) -> dict | None:
+    """The content of ``folder/WEMEM_FIXTURE.json``, or None when the folder is no fixture.
+
+    Raises DataFormatError when the marker is not a JSON object with an ``md5`` mapping.
+    """
+    path = Path(folder) / FIXTURE_MARKER
+    if not path.is_file():
+        return None
+    try:
+        marker = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataFormatError(f"{path}: not a JSON fixture marker ({exc})") from exc
+    if not isinstance(marker, dict) or not isinstance(marker.get("md5"), dict):
+        raise DataFormatError(f"{path}: expected a JSON object with an 'md5' mapping")
+    return marker
+
+
+def fixture_digest(folder: Path) -> str | None:
+    """sha256 of ``folder/WEMEM_FIXTURE.json`` (it lists every file's md5); None without one."""
+    path = Path(folder) / FIXTURE_MARKER
+    return sha256_file(path) if path.is_file() else None

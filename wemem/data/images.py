@@ -19,7 +19,7 @@ from torchvision.datasets import CIFAR10, CIFAR100, ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from tqdm.auto import tqdm
 
-from wemem.data.files import prune_caches
+from wemem.data.files import FIXTURE_MARKER, prune_caches, read_fixture_marker
 from wemem.data.registry import DATASETS, RawPool, check_labels, require_files
 from wemem.data.tabular import split_pool
 from wemem.errors import DataFormatError
@@ -51,15 +51,50 @@ def normalize_images(
     return out.sub_(m).div_(s)
 
 
+def _fixture_cifar(cls: type[CIFAR10], marker: dict, folder: Path) -> type[CIFAR10]:
+    """torchvision's ``cls`` with the md5 sums of the fixture marker instead of the real ones.
+
+    The batches are still md5-checked, against what ``wemem data fixtures`` wrote; a file the
+    marker does not list is a DataFormatError.
+    """
+    sums = marker["md5"]
+
+    def md5_of(file_name: str) -> str:
+        rel = f"{cls.base_folder}/{file_name}"
+        if rel not in sums:
+            raise DataFormatError(f"{folder / FIXTURE_MARKER}: records no md5 for {rel}")
+        return sums[rel]
+
+    return type(
+        f"Fixture{cls.__name__}",
+        (cls,),
+        {
+            "train_list": [[f, md5_of(f)] for f, _ in cls.train_list],
+            "test_list": [[f, md5_of(f)] for f, _ in cls.test_list],
+            "meta": {**cls.meta, "md5": md5_of(cls.meta["filename"])},
+        },
+    )
+
+
 def load_cifar(name: str, root: str | Path | None = None) -> RawPool:
     """CIFAR10 or CIFAR100 through torchvision (``download=False``): P = 50,000, T = 10,000.
 
     The expected files are checked first so a missing folder raises DatasetMissingError; files
-    that fail torchvision's md5 check raise DataFormatError.
+    that fail torchvision's md5 check raise DataFormatError. A fixture folder (with
+    ``WEMEM_FIXTURE.json``) is read the same way, its files checked against the marker's md5s.
     """
     info = DATASETS[name]
     folder = require_files(name, root)
     cls = CIFAR10 if name == "cifar10" else CIFAR100
+    marker = read_fixture_marker(folder)
+    if marker is not None:
+        cls = _fixture_cifar(cls, marker, folder)
+        log.warning("%s: fixture data (synthetic stand-in), not the real dataset: %s", name, folder)
+    remedy = (
+        "Write it again with `wemem data fixtures`."
+        if marker is not None
+        else f"Delete that folder and run `wemem data fetch {name}`."
+    )
     xs, ys = [], []
     for train in (True, False):
         try:
@@ -67,8 +102,7 @@ def load_cifar(name: str, root: str | Path | None = None) -> RawPool:
         except (RuntimeError, KeyError, pickle.UnpicklingError, EOFError) as exc:
             raise DataFormatError(
                 f"{name}: torchvision could not read {folder / cls.base_folder} ({exc}); the files "
-                f"are corrupt or fail its md5 check. Delete that folder and run "
-                f"`wemem data fetch {name}`."
+                f"are corrupt or fail its md5 check. {remedy}"
             ) from exc
         data = np.asarray(ds.data)
         if data.dtype != np.uint8 or data.shape[1:] != (32, 32, 3):

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from wemem.data.files import fixture_digest
 from wemem.data.images import load_cifar, load_cinic, load_digits_pool
 from wemem.data.noise import apply_label_noise
-from wemem.data.registry import RawPool, dataset_info
+from wemem.data.registry import RawPool, dataset_dir, dataset_info
 from wemem.data.tabular import (
     SYNTHETIC_DEFAULTS,
     load_location,
@@ -50,7 +51,9 @@ class Pool:
         flipped: (N,) bool numpy mask, True where label noise changed the label.
         n_train: |P|; rows ``[n_train, N)`` are T.
         num_classes: C.
-        digest: sha256 hex of exactly the settings that define the pool.
+        digest: sha256 hex of exactly the settings that define the pool (for a fixture also
+            its marker, so a fixture never shares a digest with the real dataset).
+        fixture: True when the files are a synthetic stand-in written by ``wemem data fixtures``.
     """
 
     name: str
@@ -61,6 +64,7 @@ class Pool:
     n_train: int
     num_classes: int
     digest: str
+    fixture: bool = False
 
     @property
     def n_test(self) -> int:
@@ -79,7 +83,8 @@ class Pool:
         return (
             f"Pool(name={self.name!r}, P={self.n_train}, T={self.n_test}, "
             f"input_shape={self.input_shape}, num_classes={self.num_classes}, "
-            f"flipped={int(self.flipped.sum())}, device={self.x.device}, digest={self.digest[:12]})"
+            f"flipped={int(self.flipped.sum())}, device={self.x.device}, digest={self.digest[:12]}"
+            f"{', fixture=True' if self.fixture else ''})"
         )
 
 
@@ -168,18 +173,23 @@ def load_pool(
     y, flipped = apply_label_noise(
         raw.y, fraction=float(label_noise), num_classes=num_classes, seed=noise_seed
     )
-    digest = digest_of(
-        {
-            "version": _POOL_VERSION,
-            "name": name,
-            "options": opts,
-            "label_noise": float(label_noise),
-            "noise_seed": noise_seed if label_noise > 0 else None,
-            "pool_seed": pool_seed if name in SEEDED_POOLS else None,
-            "n_train": raw.n_train,
-            "n_test": len(raw.y) - raw.n_train,
-        }
-    )
+    defining: dict[str, Any] = {
+        "version": _POOL_VERSION,
+        "name": name,
+        "options": opts,
+        "label_noise": float(label_noise),
+        "noise_seed": noise_seed if label_noise > 0 else None,
+        "pool_seed": pool_seed if name in SEEDED_POOLS else None,
+        "n_train": raw.n_train,
+        "n_test": len(raw.y) - raw.n_train,
+    }
+    # Only a fixture adds a key, so the digests of real and offline data stay as they were.
+    fixture = None if info.offline else fixture_digest(dataset_dir(name, root))
+    if fixture is not None:
+        defining["fixture"] = fixture
+        if name not in ("cifar10", "cifar100"):  # load_cifar has said so already
+            log.warning("%s: fixture data (synthetic stand-in), not the real dataset", name)
+    digest = digest_of(defining)
     pool = Pool(
         name=name,
         x=raw.x.to(dev),
@@ -189,6 +199,7 @@ def load_pool(
         n_train=raw.n_train,
         num_classes=num_classes,
         digest=digest,
+        fixture=fixture is not None,
     )
     log.info("loaded %r", pool)
     return pool

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from wemem.data.files import FIXTURE_MARKER
 from wemem.errors import DataFormatError, DatasetMissingError, ParamsError
 
 #: Environment variable that overrides the default data root.
@@ -258,3 +259,10 @@ def is_available(name: str, root: str | Path | None = None) -> bool:
         return True
     folder = dataset_dir(name, root)
     return all(resolve_file(folder, rel, suffixes=("", ".txt")) is not None for rel in info.files)
+
+
+def is_fixture(name: str, root: str | Path | None = None) -> bool:
+    """Whether ``name``'s folder holds a synthetic stand-in (``wemem data fixtures``), not the
+    real dataset: it carries the marker file ``WEMEM_FIXTURE.json``."""
+    info = dataset_info(name)
+    return not info.offline and (dataset_dir(name, root) / FIXTURE_MARKER).is_file()
