@@ -7,8 +7,14 @@ PROFILE ?= cpu
 KERNEL ?= wemem
 # where independent trainings run: pool (worker processes, one per core), local (one at a time), ray
 EXECUTOR ?= pool
+# runs in flight at once (dependency order; 10_time_cost's controlled timing runs alone)
+JOBS ?= 2
+# `make smoke`: every run of SMOKE_PROFILE at smoke scale (params/smoke.yaml) on generated stand-ins
+# of the paper's datasets (`wemem data fixtures`), from an empty cache, outputs in outputs/smoke/
+SMOKE_PROFILE ?= paper
+SMOKE_DIR ?= .smoke
 
-.PHONY: reproduce test lab install kernel lint clean
+.PHONY: reproduce smoke test lab install kernel lint clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,7 +28,13 @@ kernel: install
 	$(PY) -m ipykernel install --user --name $(KERNEL) --display-name "Python (wemem)" >/dev/null
 
 reproduce: kernel
-	$(VENV)/bin/wemem -v reproduce --profile $(PROFILE) --kernel $(KERNEL) --executor $(EXECUTOR)
+	$(VENV)/bin/wemem -v reproduce --profile $(PROFILE) --kernel $(KERNEL) --executor $(EXECUTOR) --jobs $(JOBS)
+
+smoke: kernel
+	rm -rf $(SMOKE_DIR)/cache outputs/smoke
+	$(VENV)/bin/wemem data fixtures $(SMOKE_DIR)/data
+	WEMEM_DATA=$(SMOKE_DIR)/data WEMEM_CACHE=$(SMOKE_DIR)/cache $(VENV)/bin/wemem -v reproduce \
+	  --profile $(SMOKE_PROFILE) --smoke --kernel $(KERNEL) --executor $(EXECUTOR) --jobs $(JOBS)
 
 test: install
 	$(PY) -m pytest -q
@@ -34,4 +46,4 @@ lint: install
 	$(VENV)/bin/ruff check wemem tests benchmarks notebooks
 
 clean:
-	rm -rf outputs/*/ outputs/reports .pytest_cache
+	rm -rf outputs/*/ outputs/reports .pytest_cache $(SMOKE_DIR)

@@ -214,3 +214,33 @@ def test_verify_rehashes_encoded_payloads(tmp_path):
     c = Cache(tmp_path)
     c.save("dense", c.key("dense", {"a": 1}), {"a": np.arange(3)}, {"a": 1})
     assert len(verify(tmp_path)["ok"]) == 1
+
+
+def _compute_slowly(root: str, marker: str) -> int:
+    """Worker of the lock test: get_or_compute an entry whose computation takes a moment and
+    records that it ran."""
+    import time
+    from pathlib import Path
+
+    from wemem.cache import Cache
+
+    def compute():
+        with open(marker, "a") as f:
+            f.write("computed\n")
+        time.sleep(1.0)
+        return {"x": 1}
+
+    obj, hit = Cache(Path(root)).get_or_compute("dense", {"entry": 1}, compute)
+    return int(hit)
+
+
+def test_an_entry_missed_by_two_processes_is_computed_once(tmp_path):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    marker = tmp_path / "computed.txt"
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(2, mp_context=ctx) as pool:
+        hits = list(pool.map(_compute_slowly, [str(tmp_path / "c")] * 2, [str(marker)] * 2))
+    assert marker.read_text().count("computed") == 1
+    assert sorted(hits) == [0, 1]  # one computed it, the other waited and read it

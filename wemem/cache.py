@@ -29,15 +29,21 @@ as ``<kind>/<key>``; the runner sets it per run and records the list in the run'
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import hashlib
 import io
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 import numpy as np
 import torch
@@ -301,14 +307,43 @@ class Cache:
         _log_access(kind, key)
 
     def get_or_compute(self, kind: str, spec: dict, compute: Callable[[], Any]) -> tuple[Any, bool]:
-        """Return ``(object, hit)``; on a miss run ``compute()`` and store its result."""
+        """Return ``(object, hit)``; on a miss run ``compute()`` and store its result.
+
+        A miss is computed under the entry's lock (:meth:`lock`): a process that misses the same
+        entry meanwhile (a parallel batch, a pool worker) waits and then reads it, so an entry is
+        trained once."""
         key = self.key(kind, spec)
         obj = self.load(kind, key)
         if obj is not None:
             return obj, True
-        obj = compute()
-        self.save(kind, key, obj, spec)
+        with self.lock(kind, key):
+            obj = self.load(kind, key)  # written while this process waited for the lock
+            if obj is not None:
+                return obj, True
+            obj = compute()
+            self.save(kind, key, obj, spec)
         return obj, False
+
+    @contextlib.contextmanager
+    def lock(self, kind: str, key: str) -> Iterator[None]:
+        """Hold the inter-process lock of ``<kind>/<key>`` (an advisory ``flock`` on
+        ``.locks/<kind>-<key>.lock``; released when the holder exits, also by a crash). Without
+        ``fcntl`` (Windows) entries are not locked."""
+        if fcntl is None:
+            yield
+            return
+        path = self.root / ".locks" / f"{kind}-{key}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a+b") as f:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.info("cache entry %s/%s is being computed elsewhere: waiting", kind, key[:12])
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def _log_access(kind: str, key: str) -> None:

@@ -30,7 +30,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     if args.dry_run:
         from wemem.planning.dry_run import cost_table, render
 
-        rows = runner.plan(args.profile, only=args.only, force=args.force, **dirs)
+        rows = runner.plan(args.profile, only=args.only, force=args.force, smoke=args.smoke, **dirs)
         if args.json:
             from wemem.planning.plan_json import dumps, plan_document
 
@@ -49,6 +49,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         force=args.force,
         executor=args.executor,
         ray_address=args.ray_address,
+        smoke=args.smoke,
+        jobs=args.jobs,
         **dirs,
     )
     total = sum(r["seconds"] for r in results)
@@ -207,12 +209,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("reproduce", help="run the notebooks of a profile with papermill")
     r.add_argument("--profile", default="cpu", help="cpu (default), tiny or paper")
-    r.add_argument("--only", default=None, help="glob on notebook names, e.g. '02_*'")
+    r.add_argument(
+        "--only",
+        default=None,
+        help="glob on notebook names, e.g. '02_*', or on run ids, e.g. '06_*.cifar10_*'",
+    )
     r.add_argument("--outputs", default="outputs", help="output folder (default: outputs)")
     r.add_argument("--notebooks", default="notebooks")
     r.add_argument("--params", default="params")
     r.add_argument("--kernel", default="python3", help="Jupyter kernel name")
     r.add_argument("--force", action="store_true", help="rerun runs that are unchanged")
+    r.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs in flight at once, in dependency order (default 1; `make reproduce`: 2)",
+    )
+    r.add_argument(
+        "--smoke",
+        action="store_true",
+        help="every run of the profile with only its sizes shrunk (params/smoke.yaml), written "
+        "under <outputs>/smoke/; not results (paper: set WEMEM_DATA to `wemem data fixtures DIR`)",
+    )
     r.add_argument(
         "--executor",
         default="local",

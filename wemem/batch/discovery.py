@@ -56,6 +56,8 @@ class RunSpec:
         params_file: the file ``params`` came from, or ``None``.
         resources: the params file's ``resources:`` key (``num_cpus``, ``num_gpus`` of each Ray
             task, see :mod:`wemem.experiment.executor`); the runner's, not passed to the notebook.
+        smoke: at smoke scale (:mod:`wemem.batch.smoke`), the parameters overridden (already in
+            ``params``); ``None`` for a run at its own scale.
     """
 
     notebook: Path
@@ -66,6 +68,7 @@ class RunSpec:
     run_name: str
     params_file: Path | None = None
     resources: dict = dataclasses.field(default_factory=dict)
+    smoke: dict | None = None
 
     @property
     def run_id(self) -> str:
@@ -110,7 +113,9 @@ def discover_runs(
 
     Args:
         profile: a folder of ``params_dir``, or ``cpu`` (which may have no folder).
-        only: an fnmatch glob on notebook stems (``"02_*"``); ``None`` for all notebooks.
+        only: an fnmatch glob on notebook stems (``"02_*"``), or on run ids when it has a dot
+            (``"06_*.cifar10_*"``: the params files ``<stem>.<variant>.yaml`` it matches);
+            ``None`` for all notebooks.
 
     Raises:
         ParamsError: unknown profile; ``only`` matches no notebook; a params file that names no
@@ -125,8 +130,9 @@ def discover_runs(
         )
     notebooks = sorted(notebooks_dir.glob("*.ipynb"))
     stems = [nb.stem for nb in notebooks]
-    if only is not None:
-        notebooks = [nb for nb in notebooks if fnmatch.fnmatchcase(nb.stem, only)]
+    if only is not None:  # a glob on stems, or on run ids (<stem>.<variant>) when it has a dot
+        stem_glob = only.partition(".")[0]
+        notebooks = [nb for nb in notebooks if fnmatch.fnmatchcase(nb.stem, stem_glob)]
         if not notebooks:
             raise ParamsError(
                 f"only={only!r} matches no notebook in {notebooks_dir}; "
@@ -175,6 +181,10 @@ def discover_runs(
                     resources=resources,
                 )
             )
+    if only is not None and "." in only:
+        runs = [r for r in runs if fnmatch.fnmatchcase(r.run_id, only)]
+        if not runs:
+            raise ParamsError(f"only={only!r} matches no run of profile {profile!r}")
     return _in_manifest_order(runs, params_dir, profile)
 
 

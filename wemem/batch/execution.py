@@ -149,6 +149,7 @@ def _record(
         "run_name": spec.run_name,
         "params_file": str(spec.params_file) if spec.params_file else None,
         "parameters": spec.params,
+        "smoke": spec.smoke,  # the sizes overridden at smoke scale (wemem.batch.smoke), or None
         "executed_in": tmp.name,
         "kernel_name": kernel_name,
         "start": start.isoformat(),
@@ -170,13 +171,15 @@ def _keep_failed(executed: Path, spec: RunSpec, exc: BaseException) -> None:
     exc.add_note(f"executed notebook kept at {keep}")
 
 
-def publish_report(outputs_root: Path, spec: RunSpec, final: Path) -> Path:
+def publish_report(outputs_root: Path, spec: RunSpec, final: Path, *, index: bool = True) -> Path:
     """Export the run's executed notebook to ``outputs/reports/<stem>-<run>.html`` and rebuild the
-    reports' ``index.html``; returns the report's path."""
+    reports' ``index.html`` (unless ``index`` is False: a parallel batch writes it itself);
+    returns the report's path."""
     reports_dir = Path(outputs_root) / "reports"
     report = reports_dir / f"{spec.stem}-{spec.run_name}.html"
     export_html(final / f"{spec.stem}.ipynb", report)
-    write_index(reports_dir)
+    if index:
+        write_index(reports_dir)
     return report
 
 
@@ -189,6 +192,7 @@ def run_notebook(
     fingerprint: str | None = None,
     executor: str = "local",
     ray_address: str | None = None,
+    index: bool = True,
 ) -> dict[str, Any]:
     """Execute one run and publish it as ``outputs/<stem>/<run name>/`` plus its HTML report.
 
@@ -257,6 +261,6 @@ def run_notebook(
         "variant": spec.variant,
         "seconds": seconds,
         "out_dir": final,
-        "report": publish_report(outputs_root, spec, final),
+        "report": publish_report(outputs_root, spec, final, index=index),
         "skipped": False,
     }

@@ -29,6 +29,7 @@ class NotebookEntry:
     needs: tuple[str, ...]
     produces: tuple[str, ...]
     reads_outputs: bool = False  # reads the needed runs' outputs (not just their cached models)
+    exclusive: bool = False  # runs alone in a parallel batch (it times its own trainings)
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,12 @@ def load(params_dir: Path = Path("params")) -> Manifest:
     notebooks = {}
     for stem, entry in data["notebooks"].items():
         keys = {"reproduces", "needs", "produces"}
-        if not isinstance(entry, dict) or not keys <= set(entry) <= keys | {"reads_outputs"}:
+        optional = {"reads_outputs", "exclusive"}
+        if not isinstance(entry, dict) or not keys <= set(entry) <= keys | optional:
             raise _fail(
-                path, f"notebooks.{stem}: expected keys reproduces, needs, produces [reads_outputs]"
+                path,
+                f"notebooks.{stem}: expected keys reproduces, needs, produces "
+                "[reads_outputs, exclusive]",
             )
         notebooks[stem] = NotebookEntry(
             stem,
@@ -91,6 +95,7 @@ def load(params_dir: Path = Path("params")) -> Manifest:
             tuple(entry["needs"]),
             tuple(entry["produces"]),
             bool(entry.get("reads_outputs", False)),
+            bool(entry.get("exclusive", False)),
         )
     runs: dict[str, list[RunEntry]] = {}
     for profile, entry in data["profiles"].items():

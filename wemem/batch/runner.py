@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from wemem.batch import manifest
+from wemem.batch import manifest, schedule
+from wemem.batch import smoke as smoke_scale
 from wemem.batch.discovery import (  # re-exported: callers import them from here
     DEFAULT_PROFILE,
     RunSpec,
@@ -28,6 +29,7 @@ from wemem.batch.discovery import (  # re-exported: callers import them from her
 from wemem.batch.execution import check_executor, publish_report, run_notebook
 from wemem.batch.fingerprint import run_fingerprint
 from wemem.batch.provenance import environment, utc_now
+from wemem.errors import ParamsError
 from wemem.report.html import export_html  # re-exported: callers import it from here
 from wemem.report.index import write_index  # re-exported: callers import it from here
 from wemem.report.run_folder import atomic_write_text
@@ -98,15 +100,27 @@ def fingerprints(runs: list[RunSpec], params_dir: Path = Path("params")) -> dict
     return out
 
 
+def _runs(
+    profile: str, only: str | None, notebooks_dir: Path, params_dir: Path, smoke: bool
+) -> list[RunSpec]:
+    """The runs of ``profile`` (:func:`discover_runs`), at smoke scale when ``smoke``."""
+    runs = discover_runs(profile, only=only, notebooks_dir=notebooks_dir, params_dir=params_dir)
+    if smoke:
+        scale = smoke_scale.load(params_dir)
+        runs = [scale.apply(r) for r in runs]
+    return runs
+
+
 def _batch_fingerprints(
-    runs: list[RunSpec], profile: str, only: str | None, notebooks_dir: Path, params_dir: Path
+    runs: list[RunSpec],
+    profile: str,
+    only: str | None,
+    notebooks_dir: Path,
+    params_dir: Path,
+    smoke: bool = False,
 ) -> dict[str, str]:
     """:func:`fingerprints` of ``runs``; upstream runs count even when ``only`` filtered them out."""
-    every = (
-        runs
-        if only is None
-        else discover_runs(profile, notebooks_dir=notebooks_dir, params_dir=params_dir)
-    )
+    every = runs if only is None else _runs(profile, None, notebooks_dir, params_dir, smoke)
     return fingerprints(every, params_dir)
 
 
@@ -127,6 +141,7 @@ def _write_summary(
     total: float,
     executor: str,
     force: bool,
+    smoke: bool = False,
 ) -> Path:
     """Write ``reproduce-<profile>.json`` for a complete batch (not filtered by ``only``, nothing
     skipped), else ``reproduce-<profile>.partial.json``; returns its path."""
@@ -138,6 +153,7 @@ def _write_summary(
         "total_seconds": round(total, 3),
         "executor": executor,
         "force": force,
+        "smoke": smoke,
         "runs": [
             {
                 "notebook": r["stem"],
@@ -170,6 +186,8 @@ def reproduce(
     force: bool = False,
     executor: str = "local",
     ray_address: str | None = None,
+    smoke: bool = False,
+    jobs: int = 1,
 ) -> list[dict[str, Any]]:
     """Run every notebook of ``profile`` (optionally only stems matching ``only``), in the
     manifest's order, skipping runs that are unchanged since their last execution.
@@ -183,40 +201,61 @@ def reproduce(
     at the first failing run (later notebooks may read what earlier ones cache). On success writes
     ``outputs/reproduce-<profile>.json`` (per-run seconds, total wall seconds, environment); a
     batch filtered by ``only`` or with skipped runs writes ``reproduce-<profile>.partial.json``, so
-    the full batch's measured total is never overwritten by a partial one.
+    the full batch's measured total is never overwritten by a partial one. ``smoke``: every run
+    at smoke scale (:mod:`wemem.batch.smoke`), written under ``<outputs_root>/smoke/``. ``jobs``:
+    runs in flight at once (:mod:`wemem.batch.schedule`: dependency order, ``exclusive`` alone).
 
     Returns:
         the list of :func:`run_notebook` results.
     """
-    runs = discover_runs(profile, only=only, notebooks_dir=notebooks_dir, params_dir=params_dir)
+    runs = _runs(profile, only, notebooks_dir, params_dir, smoke)
     validate_runs(runs)
     from wemem.batch.preflight import check_runs  # imports the datasets' registry: only here
 
     check_runs(runs)
     if not runs:
         logger.warning("profile %s: nothing to run", profile)
-    outputs_root = Path(outputs_root)
+    outputs_root = smoke_scale.outputs_root(outputs_root) if smoke else Path(outputs_root)
     start, t0 = utc_now(), time.perf_counter()
-    results = []
     check_executor(executor)
-    fps = _batch_fingerprints(runs, profile, only, notebooks_dir, params_dir)
-    for i, spec in enumerate(runs, 1):
-        logger.info("[%d/%d] %s [%s]", i, len(runs), spec.stem, spec.run_name)
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ParamsError(f"jobs = {jobs!r}: allowed values are integers >= 1")
+    fps = _batch_fingerprints(runs, profile, only, notebooks_dir, params_dir, smoke)
+
+    def kwargs(spec: RunSpec) -> dict[str, Any]:
+        return {
+            "outputs_root": outputs_root,
+            "kernel_name": kernel_name,
+            "timeout": timeout,
+            "fingerprint": fps[spec.run_id],
+            "executor": executor,
+            "ray_address": ray_address,
+        }
+
+    skipped, todo = {}, []
+    for spec in runs:
         record = _unchanged(spec, outputs_root, fps[spec.run_id], force)
         if record is not None:
-            results.append(_skipped(spec, outputs_root, record))
-            continue
-        results.append(
-            run_notebook(
-                spec,
-                outputs_root=outputs_root,
-                kernel_name=kernel_name,
-                timeout=timeout,
-                fingerprint=fps[spec.run_id],
-                executor=executor,
-                ray_address=ray_address,
-            )
+            skipped[spec.run_id] = _skipped(spec, outputs_root, record)
+        else:
+            todo.append(spec)
+    if jobs > 1 and len(todo) > 1:
+        reports = outputs_root / "reports"
+        ran = schedule.run_parallel(
+            todo,
+            run_notebook,
+            lambda spec: {**kwargs(spec), "index": False},
+            jobs=jobs,
+            params_dir=params_dir,
+            on_done=lambda result: write_index(reports),
         )
+    else:
+        ran = []
+        for i, spec in enumerate(todo, 1):
+            logger.info("[%d/%d] %s [%s]", i, len(todo), spec.stem, spec.run_name)
+            ran.append(run_notebook(spec, **kwargs(spec)))
+    by_id = {**skipped, **{spec.run_id: r for spec, r in zip(todo, ran, strict=True)}}
+    results = [by_id[spec.run_id] for spec in runs]
     total = time.perf_counter() - t0
     summary = _write_summary(
         results,
@@ -228,6 +267,7 @@ def reproduce(
         total=total,
         executor=executor,
         force=force,
+        smoke=smoke,
     )
     logger.info("%d runs in %.1f s; summary: %s", len(results), total, summary)
     return results
@@ -241,15 +281,18 @@ def plan(
     notebooks_dir: Path = Path("notebooks"),
     params_dir: Path = Path("params"),
     force: bool = False,
+    smoke: bool = False,
 ) -> list[dict[str, Any]]:
     """What :func:`reproduce` would do, without running anything: one dict per run with ``stem``,
     ``run_name``, ``run_id``, ``action`` (``run`` or ``skip (unchanged)``), ``params`` (the
     notebook's defaults overlaid with the params file's) and ``spec``.
 
     Raises the same errors as :func:`reproduce` for bad params (nothing is written)."""
-    runs = discover_runs(profile, only=only, notebooks_dir=notebooks_dir, params_dir=params_dir)
+    runs = _runs(profile, only, notebooks_dir, params_dir, smoke)
     validate_runs(runs)
-    fps = _batch_fingerprints(runs, profile, only, notebooks_dir, params_dir)
+    fps = _batch_fingerprints(runs, profile, only, notebooks_dir, params_dir, smoke)
+    if smoke:
+        outputs_root = smoke_scale.outputs_root(outputs_root)
     rows = []
     for spec in runs:
         same = _unchanged(spec, outputs_root, fps[spec.run_id], force) is not None

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from wemem.data.registry import dataset_info
+from wemem.data.files import read_fixture_marker
+from wemem.data.registry import dataset_dir, dataset_info
 from wemem.params import FIELDS, Settings, validate
 
 
@@ -56,6 +57,9 @@ def make_ctx(params: dict[str, Any]) -> Ctx:
         n_train = n - n_test
     else:
         (n_train, n_test), shape, classes = info.pool_sizes, info.input_shape, info.num_classes
+        marker = None if info.offline else read_fixture_marker(dataset_dir(s.dataset))
+        if marker is not None:  # `wemem data fixtures`: the stand-in's own (small) pools
+            n_train, n_test = marker["rows"]["train_pool"], marker["rows"]["test_pool"]
 
     def split(half: int) -> tuple[int, int, int]:  # wemem.data.splits._model_split
         held = math.ceil((1 - _frac(s.member_fraction)) * half)

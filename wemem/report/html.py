@@ -131,6 +131,18 @@ def _same_mathjax(source: Path, dest: Path) -> bool:
 # ----------------------------------------------------------------------------- reports
 
 
+#: Appended to the title of a smoke-scale run's report (``wemem reproduce --smoke``).
+SMOKE_TITLE = "smoke scale: sizes shrunk, not results"
+
+
+def _smoke_banner(overrides: dict) -> str:
+    sizes = ", ".join(f"`{k}` = {json.dumps(v)}" for k, v in overrides.items()) or "none"
+    return (
+        f"> **Smoke scale** (`wemem reproduce --smoke`): this run's sizes were shrunk to check "
+        f"that it executes end to end; its numbers are not results. Overridden: {sizes}."
+    )
+
+
 def _first_heading(nb) -> str | None:
     for cell in nb.cells:
         if cell.cell_type != "markdown":
@@ -163,6 +175,9 @@ def export_html(executed_nb: Path, dest: Path) -> Path:
     run_json = executed_nb.parent / "run.json"
     run = json.loads(run_json.read_text(encoding="utf-8")) if run_json.exists() else {}
     duration = nb.metadata.get("papermill", {}).get("duration")
+    if run.get("smoke") is not None:  # wemem reproduce --smoke: say so wherever the page is seen
+        title = f"{title} ({SMOKE_TITLE})"
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(_smoke_banner(run["smoke"])))
     meta = {
         "title": title,
         "notebook": run.get("notebook", executed_nb.stem),

@@ -1,0 +1,71 @@
+"""``wemem reproduce --jobs N``: runs in flight at once, in the manifest's dependency order, an
+``exclusive`` notebook alone, the first failure stops new starts."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from wemem.batch.discovery import RunSpec
+from wemem.batch.schedule import run_parallel
+
+MANIFEST = """
+notebooks:
+  a: {reproduces: x, needs: [], produces: []}
+  b: {reproduces: x, needs: [], produces: []}
+  c: {reproduces: x, needs: [a], produces: []}
+  t: {reproduces: x, needs: [], produces: [], exclusive: true}
+  z: {reproduces: x, needs: [a, b, c, t], produces: []}
+profiles:
+  p:
+    hardware: cpu
+    runs: []
+"""
+
+
+def _fake_run(spec: RunSpec, *, log: str, fail: str = "") -> dict:
+    """Stands in for run_notebook: records when it ran (a module-level function: picklable)."""
+    start = time.time()
+    time.sleep(0.6)
+    if spec.stem == fail:
+        raise ValueError(f"{spec.stem} failed")
+    end = time.time()
+    with open(Path(log) / f"{spec.run_id}.json", "w") as f:
+        json.dump({"start": start, "end": end}, f)
+    return {"stem": spec.stem, "run_name": spec.run_name}
+
+
+def _spec(stem: str) -> RunSpec:
+    return RunSpec(Path(f"{stem}.ipynb"), stem, "p", None, {}, "p")
+
+
+def _batch(tmp_path: Path, stems: str, fail: str = "") -> tuple[list, dict, list]:
+    (tmp_path / "manifest.yaml").write_text(MANIFEST)
+    log = tmp_path / "log"
+    log.mkdir(exist_ok=True)
+    done = []
+    runs = [_spec(s) for s in stems]
+    results = run_parallel(runs, _fake_run, lambda spec: {"log": str(log), "fail": fail}, jobs=2,
+                           params_dir=tmp_path, on_done=done.append)  # fmt: skip
+    times = {p.stem: json.loads(p.read_text()) for p in log.glob("*.json")}
+    return results, times, done
+
+
+def test_dependencies_and_exclusive_runs(tmp_path):
+    results, t, done = _batch(tmp_path, "abctz")
+    assert [r["stem"] for r in results] == list("abctz") and len(done) == 5
+    assert t["a"]["start"] < t["b"]["end"] and t["b"]["start"] < t["a"]["end"]  # a, b at once
+    assert t["c"]["start"] >= t["a"]["end"]  # c needs a
+    others = [t[s] for s in "abcz"]
+    assert all(o["end"] <= t["t"]["start"] or o["start"] >= t["t"]["end"] for o in others)
+    assert t["z"]["start"] >= max(v["end"] for k, v in t.items() if k != "z")
+
+
+def test_first_failure_stops_new_starts_and_is_raised(tmp_path):
+    with pytest.raises(ValueError, match="a failed"):
+        _batch(tmp_path, "abcz", fail="a")
+    ran = {p.stem for p in (tmp_path / "log").glob("*.json")}
+    assert ran == {"b"}  # b was in flight beside a; c and z never started

@@ -1,0 +1,109 @@
+"""Run a batch's runs several at a time (``wemem reproduce --jobs N``), in dependency order.
+
+A notebook kernel spends much of its time in one process (imports, loading the cache, the attacks
+it scores itself, figures, the HTML export) while the executor's workers train; with ``N`` runs
+in flight the machine's cores stay busy. A run starts when every run of the notebooks it
+``needs`` (``params/manifest.yaml``) has finished; a notebook marked ``exclusive`` (10's
+controlled timing) runs alone. Each run executes in its own process (its kernel's environment is
+set per process), the reports' index is written here after each run. The first failure stops
+new starts; runs in flight finish, then the error is raised. Numbers do not depend on ``N``: each
+computation is seeded on its own and the cache serialises trainings of the same entry
+(:meth:`wemem.cache.Cache.get_or_compute`).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from wemem.batch import manifest as manifest_mod
+from wemem.batch.discovery import RunSpec
+
+logger = logging.getLogger("wemem.batch.runner")
+
+
+def dependencies(runs: list[RunSpec], params_dir: Path) -> dict[str, set[str]]:
+    """Per run id, the run ids of this batch it waits for: the runs of the notebooks it needs."""
+    path = Path(params_dir) / manifest_mod.FILE
+    m = manifest_mod.load(params_dir) if path.exists() else None
+    out: dict[str, set[str]] = {}
+    for spec in runs:
+        entry = m.notebooks.get(spec.stem) if m else None
+        needs = set(entry.needs) if entry else set()
+        out[spec.run_id] = {r.run_id for r in runs if r.stem in needs}
+    return out
+
+
+def exclusive_stems(params_dir: Path) -> set[str]:
+    """Notebooks that run alone (``exclusive: true`` in the manifest)."""
+    path = Path(params_dir) / manifest_mod.FILE
+    if not path.exists():
+        return set()
+    return {s for s, e in manifest_mod.load(params_dir).notebooks.items() if e.exclusive}
+
+
+def _init_worker(level: int) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s: %(message)s")
+
+
+def run_parallel(
+    runs: list[RunSpec],
+    start: Callable[..., dict[str, Any]],
+    kwargs: Callable[[RunSpec], dict[str, Any]],
+    *,
+    jobs: int,
+    params_dir: Path,
+    on_done: Callable[[dict[str, Any]], None],
+) -> list[dict[str, Any]]:
+    """``[start(spec, **kwargs(spec)) for spec in runs]`` with up to ``jobs`` at once, each in a
+    worker process, respecting the manifest's ``needs`` and ``exclusive``; results in the order of
+    ``runs``. ``on_done(result)`` runs here after each run (e.g. to write the reports' index)."""
+    waits = dependencies(runs, params_dir)
+    alone = exclusive_stems(params_dir)
+    order = {spec.run_id: i for i, spec in enumerate(runs)}
+    todo, done = list(runs), {}
+    running: dict[Future, RunSpec] = {}
+    failure: BaseException | None = None
+    level = logging.getLogger("wemem").getEffectiveLevel()
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(level,)
+    ) as pool:
+        while todo or running:
+            if failure is None:
+                for spec in list(todo):
+                    busy = [s.stem in alone for s in running.values()]
+                    if len(running) >= jobs or any(busy):
+                        break
+                    if not waits[spec.run_id] <= set(done):
+                        continue
+                    if spec.stem in alone and running:
+                        break  # keep the order: the exclusive run starts when the others end
+                    todo.remove(spec)
+                    logger.info("[%d/%d] %s [%s]", order[spec.run_id] + 1, len(runs),
+                                spec.stem, spec.run_name)  # fmt: skip
+                    running[pool.submit(start, spec, **kwargs(spec))] = spec
+                    if spec.stem in alone:
+                        break
+            elif not running:
+                break
+            if not running:  # nothing can start: a dependency outside this batch failed
+                raise RuntimeError(f"runs waiting for unfinished dependencies: {todo}")
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                spec = running.pop(future)
+                try:
+                    result = future.result()
+                except BaseException as exc:  # noqa: BLE001 - re-raised below, after the others
+                    logger.error("%s [%s] failed: %s", spec.stem, spec.run_name, exc)
+                    failure = failure or exc
+                    continue
+                done[spec.run_id] = result
+                on_done(result)
+    if failure is not None:
+        raise failure
+    return [done[spec.run_id] for spec in runs]
