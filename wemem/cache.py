@@ -19,7 +19,8 @@ root (the folder holding ``pyproject.toml``), else ``~/.cache/wemem/cache``.
 
 Kinds: ``dense`` (trained dense models), ``pruned`` (a whole pruning run: final model, per-round
 outputs, summary), ``round`` (the resume point of an unfinished pruning run, dropped once it
-finishes), ``memscores``, ``sensitivity``.
+finishes), ``memscores``, ``sensitivity``, ``attack`` (one classifier attack model's scores, keyed
+on a digest of its inputs: :func:`wemem.experiment.adaptive.attack_spec`).
 
 Reachability: when ``$WEMEM_CACHE_LOG`` names a file, every entry loaded or saved is appended to it
 as ``<kind>/<key>``; the runner sets it per run and records the list in the run's ``run.json``, so
@@ -54,7 +55,7 @@ from wemem.io import digest, file_sha256
 log = logging.getLogger(__name__)
 
 #: Bump an entry kind's version when the code that computes it changes meaning.
-VERSIONS = {"dense": 1, "pruned": 1, "round": 1, "outputs": 1}
+VERSIONS = {"dense": 1, "pruned": 1, "round": 1, "outputs": 1, "attack": 1}
 #: How payloads are stored: 1 = pickles (before weights-only loading), 2 = :func:`encode`d plain
 #: data. Part of every key and sidecar; an entry of another format is stale.
 FORMAT = 2
@@ -136,6 +137,8 @@ def encode(obj: Any) -> Any:
 def _encode_array(a: np.ndarray) -> dict:
     native = a.astype(a.dtype.newbyteorder("="), copy=False)
     flat = np.ascontiguousarray(native).reshape(-1)
+    if not flat.flags.writeable:  # torch wants writable memory (it only reads it here)
+        flat = flat.copy()
     try:
         data = torch.from_numpy(flat)
     except TypeError:

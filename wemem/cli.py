@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from pathlib import Path
 
 from wemem.errors import WememError
@@ -42,6 +43,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             sys.stdout.write(render_jobs(rows) + "\n")
         sys.stdout.write(render(cost_table(rows), profile=args.profile) + "\n")
         return 0
+    t0 = time.perf_counter()
     results = runner.reproduce(
         args.profile,
         only=args.only,
@@ -53,7 +55,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         **dirs,
     )
-    total = sum(r["seconds"] for r in results)
+    total = time.perf_counter() - t0  # wall time (runs may overlap under --jobs)
     skipped = sum(r["skipped"] for r in results)
     for r in results:
         logging.getLogger("wemem").info("%s [%s]: %.1f s", r["stem"], r["run_name"], r["seconds"])

@@ -111,3 +111,29 @@ def test_sweep_under_pool_equals_local(tiny_settings, tmp_path, monkeypatch):
     untimed = [c for c in tables["local"].columns if "second" not in c]
     assert len(tables["local"]) == 9
     assert tables["pool"][untimed].equals(tables["local"][untimed])
+
+
+def test_classifier_attacks_are_cached_on_their_inputs(tiny_settings, tmp_path, monkeypatch):
+    """A second evaluation of the same stage reads every attack model's scores from the cache (no
+    training) and gives the same table; other inputs (another seed) train again."""
+    from dataclasses import replace
+
+    from wemem.attacks import classifier
+    from wemem.experiment import adaptive
+    from wemem.experiment.replicate import Experiment
+
+    monkeypatch.setenv("WEMEM_EXECUTOR", "local")
+    exp = Experiment(replace(tiny_settings, cache_dir=str(tmp_path), n_shadows=2), seed=0)
+    st = adaptive.stage(exp, "dense")
+    first = adaptive.evaluate(exp, st, ["conf", "nn", "cl_nn"], attack_epochs=2)
+    trained = []
+    real = classifier.train_attack_model
+    monkeypatch.setattr(classifier, "train_attack_model",
+                        lambda *a, **k: trained.append(1) or real(*a, **k))  # fmt: skip
+    again = adaptive.evaluate(exp, st, ["conf", "nn", "cl_nn"], attack_epochs=2)
+    assert trained == [] and again.equals(first)
+    for name, (s_in, s_out) in first.attrs["scores"].items():
+        assert np.array_equal(again.attrs["scores"][name][0], s_in), name
+        assert np.array_equal(again.attrs["scores"][name][1], s_out), name
+    other = adaptive.evaluate(exp, st, ["nn"], attack_epochs=2, seed=1)
+    assert len(trained) == 1 and not other.equals(first.iloc[[1]].reset_index(drop=True))

@@ -153,7 +153,7 @@ class PendingEvaluation:
     names: list[str]
     victim: ModelOutputs
     frames: list[pd.DataFrame]
-    classifier: executor.Pending | None
+    classifier: _ClassifierResults | None
 
     def table(self) -> pd.DataFrame:
         frames = self.frames + (self.classifier.results() if self.classifier else [])
@@ -207,9 +207,9 @@ def submit_evaluation(
     epochs_by_attack: dict[str, int] | None = None,
     seed: int = 0,
 ) -> PendingEvaluation:
-    """:func:`evaluate` in two steps: the classifier attacks are submitted to the executor
-    (``pool``/``ray``: one task per attack model, each seeded on its own, so the numbers are
-    those of ``local``), the other attacks run here meanwhile; ``.table()`` collects."""
+    """:func:`evaluate` in two steps: the classifier attacks are read from the cache or submitted
+    to the executor (one task per attack model, each seeded on its own, so the numbers are those
+    of ``local``), the other attacks run here meanwhile; ``.table()`` collects."""
     names = list(names)
     if any(n in SENSITIVITY_ATTACKS for n in names):
         st = add_sensitivity(exp, st, seed=seed)
@@ -251,33 +251,92 @@ def _submit_classifiers(
     attack_train_max: int | None,
     epochs_by_attack: dict[str, int] | None,
     seed: int,
-) -> executor.Pending:
-    """The classifier attacks' tables (see :func:`evaluate`): one task per attack model under the
-    ``pool`` and ``ray`` executors, else one run per group of attacks sharing their epochs."""
+) -> _ClassifierResults:
+    """The classifier attacks' tables (see :func:`evaluate`): each attack model is read from the
+    cache (:func:`attack_spec`: the same inputs, seed and recipe were scored before, e.g. Base or a
+    grid setting in another notebook) or trained by one task (``local``: here, now)."""
     shadows = st.shadows
     if attack_train_max:
         rng = np.random.default_rng(seed)
         per = max(1, attack_train_max // len(shadows))
         shadows = [_subsample(s, per, rng) for s in shadows]
-    epochs_of = {n: (epochs_by_attack or {}).get(n, attack_epochs) for n in costly}
-    if executor.name() != "local":  # one task per attack model
-        groups = [[n] for n in costly]
-    else:
-        groups = [
-            [n for n in costly if epochs_of[n] == e] for e in dict.fromkeys(epochs_of.values())
-        ]
-    calls = [
-        {
-            "names": group,
+    cached, todo = {}, []
+    for name in costly:
+        epochs = (epochs_by_attack or {}).get(name, attack_epochs)
+        call = {
+            "names": [name],
             "victim": st.victim,
             "shadows": shadows,
             "seed": seed,
-            "epochs": epochs_of[group[0]],
-            "milestones": (epochs_of[group[0]] // 2, (3 * epochs_of[group[0]]) // 4),
+            "epochs": epochs,
+            "milestones": (epochs // 2, (3 * epochs) // 4),
         }
-        for group in groups
-    ]
-    return executor.submit_calls(run_attacks, calls)
+        spec = attack_spec(call)
+        entry = exp.cache.load("attack", exp.cache.key("attack", spec))
+        if entry is not None:
+            cached[name] = _frame(entry)
+        else:
+            todo.append((name, spec, call))
+    pending = executor.submit_calls(run_attacks, [call for _, _, call in todo])
+    return _ClassifierResults(exp, costly, cached, todo, pending)
+
+
+@dataclass(eq=False)
+class _ClassifierResults:
+    """Cached and submitted classifier attacks of one evaluation; :meth:`results` waits for the
+    submitted ones, caches them and returns one table per attack, in ``costly``'s order."""
+
+    exp: Experiment
+    costly: list[str]
+    cached: dict[str, pd.DataFrame]
+    todo: list[tuple[str, dict, dict]]
+    pending: executor.Pending
+
+    def results(self) -> list[pd.DataFrame]:
+        frames = dict(self.cached)
+        for (name, spec, _), frame in zip(self.todo, self.pending.results(), strict=True):
+            key = self.exp.cache.key("attack", spec)
+            self.exp.cache.save("attack", key, _entry(frame, name), spec)
+            frames[name] = frame
+        return [frames[n] for n in self.costly]
+
+
+def attack_spec(call: dict) -> dict:
+    """Cache key spec of one classifier attack model's scores: the attack, a digest of exactly its
+    inputs (the victim's and the subsampled shadows' posteriors, labels and sensitivities), the
+    seed, the training recipe and where it trains (CPU and CUDA round differently)."""
+    from wemem.attacks.classifier import attack_device
+
+    h = hashlib.sha256()
+    for out in [call["victim"], *call["shadows"]]:
+        for field in ("probs_in", "labels_in", "probs_out", "labels_out", "sens_in", "sens_out"):
+            value = getattr(out, field)
+            arr = np.ascontiguousarray(np.asarray(value if value is not None else []))
+            h.update(f"{field}:{arr.dtype}:{arr.shape}".encode())
+            h.update(arr.tobytes())
+    (name,) = call["names"]
+    return {
+        "attack": name,
+        "inputs": h.hexdigest(),
+        "seed": int(call["seed"]),
+        "epochs": int(call["epochs"]),
+        "milestones": [int(m) for m in call["milestones"]],
+        "device": attack_device(None).type,
+    }
+
+
+def _entry(frame: pd.DataFrame, name: str) -> dict:
+    row = {k: (v.item() if hasattr(v, "item") else v) for k, v in frame.iloc[0].items()}
+    (fpr, tpr), (s_in, s_out) = frame.attrs["roc"][name], frame.attrs["scores"][name]
+    return {"row": row, "fpr": fpr, "tpr": tpr, "scores_in": s_in, "scores_out": s_out}
+
+
+def _frame(entry: dict) -> pd.DataFrame:
+    name = entry["row"]["attack"]
+    df = pd.DataFrame([entry["row"]])
+    df.attrs["roc"] = {name: (np.asarray(entry["fpr"]), np.asarray(entry["tpr"]))}
+    df.attrs["scores"] = {name: (np.asarray(entry["scores_in"]), np.asarray(entry["scores_out"]))}
+    return df
 
 
 def evaluate_stages(

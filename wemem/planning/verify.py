@@ -23,8 +23,10 @@ from wemem.io import canonical_json
 from wemem.planning.entries import canonical
 from wemem.planning.workload import planned_entries
 
-#: Entries a run writes but that are no models: a pruning run's resume points, dropped when it ends.
-TRANSIENT = ("round",)
+#: Entries a run writes but that are no models: a pruning run's resume points, dropped when it ends,
+#: and the scores of classifier attack models (keyed on their inputs; a plan counts the attack
+#: models as work, not as entries).
+TRANSIENT = ("round", "attack")
 #: Plans that cannot be exact, and why (the benchmark prints it beside their differences).
 APPROXIMATE = {
     "11_autotune": "the plan takes the first candidates as each rung's survivors and the first "
