@@ -47,7 +47,8 @@ from wemem.attacks.classifier import AttackMLP, train_attack_model
 from wemem.attacks.samia import SAMIA
 from wemem.models import build_model
 from wemem.planning.costing import CALIBRATION_FILE, train_flops_per_sample
-from wemem.training.loop import TrainConfig, fit, resolve_device, set_threads
+from wemem.training.device import prepare_model, resolve_device
+from wemem.training.loop import TrainConfig, fit, set_threads
 
 SCRIPT = "benchmarks/calibrate.py"
 
@@ -84,9 +85,8 @@ def time_classifier(probe: tuple, device: torch.device, *, steps: int, epochs: i
         in_features=math.prod(shape),
         width=width,
         seed=0,
-    ).to(device)
-    if device.type == "cuda" and arch != "fc":
-        model = model.to(memory_format=torch.channels_last)
+    )
+    model = prepare_model(model, arch, device)  # channels_last for the CNNs on CUDA
     rows = torch.arange(n + 2, device=device)
     config = TrainConfig(batch_size=batch, max_epochs=epochs, patience=epochs, seed=0)
     result, _ = fit(model, x, y, rows[:n], rows[n:], config=config)

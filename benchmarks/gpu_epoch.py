@@ -30,7 +30,8 @@ import torch
 
 from wemem.models import build_model
 from wemem.planning.costing import bf16_peak_tflops, train_flops_per_sample
-from wemem.training.loop import TrainConfig, fit, resolve_device, set_threads
+from wemem.training.device import prepare_model, resolve_device
+from wemem.training.loop import TrainConfig, fit, set_threads
 
 SHAPE, CLASSES = (3, 32, 32), 10
 
@@ -70,9 +71,8 @@ def main() -> None:
     gen = torch.Generator().manual_seed(0)
     x = torch.randn((args.samples + 2, *SHAPE), generator=gen).to(device)
     y = torch.randint(0, CLASSES, (args.samples + 2,), generator=gen).to(device)
-    model = build_model("resnet18", num_classes=CLASSES, width=args.width, seed=0).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    model = build_model("resnet18", num_classes=CLASSES, width=args.width, seed=0)
+    model = prepare_model(model, "resnet18", device)  # channels_last on CUDA
 
     epoch(model, x, y, min(args.samples, 10 * args.batch_size), args.batch_size)  # warm-up
     seconds = epoch(model, x, y, args.samples, args.batch_size)

@@ -31,7 +31,7 @@ def test_model_outputs_never_enter_the_training_autocast(tiny_settings, monkeypa
     def boom(device):
         raise AssertionError("the output pass entered the training autocast")
 
-    monkeypatch.setattr(loop, "autocast", boom)
+    monkeypatch.setattr(loop, "training_autocast", boom)
     out = model_outputs(model, exp.pool, exp.split("shadow0"))
     assert out.probs_in.dtype == np.float32 and out.probs_out.dtype == np.float32
     with pytest.raises(AssertionError, match="training autocast"):

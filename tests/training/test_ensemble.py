@@ -156,7 +156,7 @@ def test_bf16_autocast_path_trains_batchnorm_models(monkeypatch):
     """CUDA's bf16 autocast, emulated on the CPU: bf16 activations meet float32 BatchNorm."""
     monkeypatch.setattr(
         wemem.training.ensemble,
-        "autocast",
+        "training_autocast",
         lambda device: torch.autocast("cpu", dtype=torch.bfloat16),
     )
     x, y = _images()

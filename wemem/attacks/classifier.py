@@ -36,8 +36,8 @@ from tqdm.auto import tqdm
 
 from wemem.errors import ParamsError
 from wemem.models import xavier_init
+from wemem.training.device import resolve_device, to_device
 from wemem.training.fastpath import optimizer_step, zero_grad
-from wemem.training.loop import resolve_device
 
 __all__ = [
     "FEATURE_KINDS",
@@ -169,8 +169,9 @@ def seeded(seed: int, device: torch.device) -> Iterator[None]:
 
 
 def attack_device(device: str | torch.device | None) -> torch.device:
-    """Where attack models train: ``device``; ``None`` means CUDA when available, else CPU."""
-    return resolve_device("auto") if device is None else torch.device(device)
+    """Where attack models train: ``device``; ``None`` means CUDA when available, else CPU
+    (:func:`wemem.training.device.resolve_device`: CUDA without a CUDA device is a ParamsError)."""
+    return resolve_device("auto" if device is None else device)
 
 
 def train_attack_model(
@@ -195,8 +196,8 @@ def train_attack_model(
     """
     cfg = train_settings(**train)
     dev = attack_device(device)
-    x = torch.as_tensor(np.asarray(feats), dtype=torch.float32, device=dev)
-    y = torch.as_tensor(np.asarray(member), dtype=torch.long, device=dev)
+    x = to_device(torch.as_tensor(np.asarray(feats), dtype=torch.float32), dev)
+    y = to_device(torch.as_tensor(np.asarray(member), dtype=torch.long), dev)
     with seeded(seed, dev):
         model = build().to(dev)
         opt = torch.optim.SGD(

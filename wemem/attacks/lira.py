@@ -36,6 +36,7 @@ from torch import nn
 
 from wemem.attacks.posteriors import posteriors
 from wemem.errors import ParamsError
+from wemem.training.device import to_device
 
 __all__ = ["PROB_FLOOR", "lira_offline", "lira_online", "phi", "shadow_phi_on"]
 
@@ -144,7 +145,7 @@ def shadow_phi_on(
     for s, model in enumerate(models):
         dev = next(model.parameters()).device
         if dev not in inputs:
-            inputs[dev] = x[rows_t].to(dev)
+            inputs[dev] = to_device(x[rows_t], dev)
         xs = inputs[dev]
         probs = posteriors(model, xs, torch.arange(len(y), device=dev), batch_size=batch_size)
         out[s] = phi(probs.float().cpu().numpy(), y)

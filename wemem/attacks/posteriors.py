@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from wemem.attacks.sensitivity import full_fp32
+from wemem.training.device import fp32_outputs
 
 __all__ = ["posteriors"]
 
@@ -21,13 +21,13 @@ def posteriors(
 ) -> torch.Tensor:
     """Softmax posteriors of ``model`` (in eval mode) on ``x[rows]``: (len(rows), C) float32 on
     x's device, computed in IEEE float32: autocast off (also inside a caller's autocast), TF32
-    off on CUDA (:func:`wemem.attacks.sensitivity.full_fp32`)."""
+    off on CUDA (:func:`wemem.training.device.fp32_outputs`)."""
     rows = torch.as_tensor(rows, dtype=torch.long, device=x.device)
     was_training = model.training
     model.eval()
     out = []
     try:
-        with torch.no_grad(), full_fp32(), torch.autocast(x.device.type, enabled=False):
+        with torch.no_grad(), fp32_outputs(x.device):
             for chunk in rows.split(batch_size):
                 logits = model(x[chunk].float())
                 out.append(torch.softmax(logits.float(), dim=1))

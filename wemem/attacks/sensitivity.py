@@ -15,38 +15,20 @@ IEEE float32: no autocast (bf16 keeps ≈3 significant digits) and, on CUDA, TF3
 convolutions and matrix products for the duration of the call (TF32 keeps a 10-bit mantissa, which
 rounds an input of size ≈1 to steps of ≈5e-4, i.e. half of ε). The official code ran with cuDNN's
 default TF32 convolutions on Ampere-class GPUs; its image sensitivities were therefore partly
-rounding noise. This implementation does not reproduce that.
+rounding noise. This implementation does not reproduce that. The precision context is
+:func:`wemem.training.device.fp32_outputs` (``full_fp32`` is re-exported from there).
 """
 
 from __future__ import annotations
-
-import contextlib
-from collections.abc import Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
 from wemem.errors import ParamsError
+from wemem.training.device import fp32_outputs, full_fp32, to_device
 
 __all__ = ["full_fp32", "sensitivity"]
-
-
-@contextlib.contextmanager
-def full_fp32() -> Iterator[None]:
-    """Run CUDA float32 convolutions and matrix products in IEEE float32 (no TF32) inside.
-
-    Uses only the ``fp32_precision`` API of torch ≥ 2.9 (mixing it with the legacy ``allow_tf32``
-    flags raises in current torch); restores the caller's settings on exit. No effect on CPU.
-    """
-    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
-    saved = (matmul.fp32_precision, conv.fp32_precision)
-    matmul.fp32_precision = "ieee"
-    conv.fp32_precision = "ieee"
-    try:
-        yield
-    finally:
-        matmul.fp32_precision, conv.fp32_precision = saved
 
 
 def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
@@ -104,9 +86,9 @@ def sensitivity(
     model.eval()
     sens_parts, prob_parts = [], []
     try:
-        with full_fp32(), torch.autocast(device.type, enabled=False):
+        with fp32_outputs(device):
             for chunk in rows.split(batch_size):
-                xb = x[chunk].to(device=device, dtype=torch.float32)
+                xb = to_device(x[chunk], device).float()
                 b = xb.shape[0]
                 u = torch.randn((m, *xb.shape), generator=generator, device=device)
                 batch = torch.cat([xb.unsqueeze(0), xb.unsqueeze(0) + eps * u])

@@ -28,7 +28,8 @@ from torch import nn
 
 from wemem.attacks.classifier import AttackMLP
 from wemem.errors import ParamsError
-from wemem.training.loop import Batch, Hooks, TrainConfig, autocast
+from wemem.training.device import training_autocast
+from wemem.training.loop import Batch, Hooks, TrainConfig
 
 
 def _real(name: str, value: object, *, low: float, high: float = float("inf")) -> float:
@@ -272,7 +273,7 @@ class ADVHooks(Hooks):
         member, ref = self._sample(self._train_rows, size), self._sample(self._ref_rows, size)
         was_training = model.training
         model.eval()
-        with torch.no_grad(), autocast(x.device):
+        with torch.no_grad(), training_autocast(x.device):
             feats = torch.cat(
                 [self._features(model(x[member]), y[member]), self._features(model(x[ref]), y[ref])]
             )

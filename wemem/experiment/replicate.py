@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from torch import nn
 
 from wemem import data as wdata
@@ -27,7 +26,8 @@ from wemem.experiment.outputs import ModelOutputs, PrunedRun, model_outputs, poo
 from wemem.memorization import memscores as wmemscores
 from wemem.models import build_model
 from wemem.params import Settings
-from wemem.training.loop import Hooks, TrainConfig, resolve_device, set_threads
+from wemem.training.device import prepare_model, resolve_device
+from wemem.training.loop import Hooks, TrainConfig, set_threads
 
 __all__ = ["Experiment", "ModelOutputs", "PrunedRun", "pool_shadows", "split_table"]
 
@@ -116,10 +116,8 @@ class Experiment:
             stem_maxpool=s.stem_maxpool,
             norm=s.norm,
             seed=seed,
-        ).to(self.device)
-        if self.device.type == "cuda" and s.arch != "fc":
-            model = model.to(memory_format=torch.channels_last)
-        return model
+        )
+        return prepare_model(model, s.arch, self.device)  # channels_last for CNNs on CUDA
 
     def load_pruned_model(self, run: PrunedRun, role: str) -> nn.Module:
         model = self.new_model(role)

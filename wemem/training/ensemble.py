@@ -49,7 +49,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from tqdm.auto import tqdm
 
 from wemem.errors import ParamsError
-from wemem.training.loop import Batch, Hooks, TrainConfig, autocast, fit
+from wemem.training.device import to_device, training_autocast
+from wemem.training.loop import Batch, Hooks, TrainConfig, fit
 from wemem.training.stacked_adam import StackedAdam
 
 
@@ -155,7 +156,7 @@ class Ensemble:
         Returns (K, len(rows), C) float32 on ``x``'s device; ``[k, j]`` is member k on row j.
         """
         rows = torch.arange(len(x)) if rows is None else torch.as_tensor(rows, dtype=torch.long)
-        rows = rows.to(x.device)
+        rows = to_device(rows, x.device)
 
         def member(p: dict, b: dict, xb: torch.Tensor) -> torch.Tensor:
             return functional_call(self._base, (p, b), (xb,))
@@ -163,7 +164,7 @@ class Ensemble:
         run = torch.vmap(member, in_dims=(0, 0, None))
         out = []
         for chunk in rows.split(batch_size):
-            with autocast(x.device):
+            with training_autocast(x.device):
                 logits = run(self.params, self.buffers, x[chunk])
             out.append(torch.softmax(logits.float(), dim=-1))
         if not out:
@@ -223,7 +224,7 @@ def _padded_epoch(
     for k, rows in enumerate(subsets):
         order[k, : len(rows)] = rows[epoch_permutation(seed, k, epoch, len(rows))]
     real = torch.arange(steps * batch_size) < torch.from_numpy(sizes)[:, None]
-    order, real = order.to(device), real.to(device)
+    order, real = to_device(order, device), to_device(real, device)
     for s in range(steps):
         lo, hi = s * batch_size, (s + 1) * batch_size
         yield order[:, lo:hi], real[:, lo:hi], sizes > lo, bool(sizes.min() >= hi)
@@ -253,7 +254,7 @@ def _gradient_step(
     forward = _member_forward(base, norms, record=False)
 
     def loss(p, b, xb, yb, w, bn_weight):
-        with autocast(device):  # the forward only; grad differentiates outside it, as fit does
+        with training_autocast(device):  # the forward only; grad differentiates outside, as fit
             logits, _ = forward(p, b, xb, bn_weight)
         ce = F.cross_entropy(logits.float(), yb, reduction="none")
         return (ce * w).sum() / w.sum().clamp(min=1)  # mean over the member's real rows
@@ -320,7 +321,7 @@ def _recalibrate(ens: Ensemble, x: torch.Tensor, subsets: list, config: Ensemble
     count = torch.zeros(ens.k, device=dev)
     for rows, real, active, _ in _padded_epoch(subsets, config, epoch=config.epochs, device=dev):
         on = torch.as_tensor(active, device=dev)
-        with autocast(dev):
+        with training_autocast(dev):
             _, stats = run(ens.params, buffers, _gather(x, rows), (real | ~on[:, None]).float())
         count += on
         sums = [total + torch.stack(s) * on[:, None] for total, s in zip(sums, stats, strict=True)]
@@ -340,7 +341,7 @@ class _MemberOrder(Hooks):
     def batch_plan(
         self, epoch: int, rows: torch.Tensor, *, batch_size: int, generator: torch.Generator
     ) -> Iterator[Batch]:
-        perm = epoch_permutation(self.seed, self.member, epoch, len(rows)).to(rows.device)
+        perm = to_device(epoch_permutation(self.seed, self.member, epoch, len(rows)), rows.device)
         for chunk in rows[perm].split(batch_size):
             yield Batch(chunk)
 
@@ -361,7 +362,7 @@ def train_sequential(
     models = []
     for k in tqdm(range(len(subsets)), desc="ensemble", disable=not progress, leave=False):
         model = make_model(k).to(device)
-        rows = subsets[k].to(device)
+        rows = to_device(subsets[k], device)
         train_config = TrainConfig(
             lr=config.lr,
             weight_decay=config.weight_decay,

@@ -13,11 +13,13 @@ Defenses never copy this loop. They subclass :class:`Hooks` and decide
 
 All data lives in one tensor on the training device; a batch is an index gather, not a Python loop
 over samples.
+
+Device decisions (bf16 autocast of the forward pass on CUDA, how tensors move) come from
+:mod:`wemem.training.device`; on the CPU they are no-ops.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Iterator
@@ -29,6 +31,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from wemem.training.device import (
+    resolve_device,  # noqa: F401  (re-export: it lived here)
+    to_device,
+    training_autocast,
+)
 from wemem.training.fastpath import optimizer_step, zero_grad
 
 log = logging.getLogger(__name__)
@@ -77,7 +84,7 @@ class Hooks:
         self, epoch: int, rows: torch.Tensor, *, batch_size: int, generator: torch.Generator
     ) -> Iterator[Batch]:
         """Shuffle ``rows`` and cut them into batches for the ``main`` optimizer."""
-        perm = torch.randperm(len(rows), generator=generator).to(rows.device)
+        perm = to_device(torch.randperm(len(rows), generator=generator), rows.device)
         for chunk in rows[perm].split(batch_size):
             yield Batch(chunk)
 
@@ -148,13 +155,6 @@ class FitResult:
         }
 
 
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA (faster, same accuracy for these models); nothing on CPU."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 @torch.no_grad()
 def predict_proba(
     model: nn.Module, x: torch.Tensor, rows: torch.Tensor | np.ndarray, *, batch_size: int = 2048
@@ -165,7 +165,7 @@ def predict_proba(
     model.eval()
     out = []
     for chunk in rows.split(batch_size):
-        with autocast(x.device):
+        with training_autocast(x.device):
             logits = model(x.index_select(0, chunk))
         out.append(torch.softmax(logits.float(), dim=1))
     model.train(was_training)
@@ -262,7 +262,7 @@ def _train_epoch(
             continue
         opt = optimizers[batch.optimizer]
         zero_grad(opt)
-        with autocast(x.device):
+        with training_autocast(x.device):
             logits = model(x.index_select(0, batch.rows))  # = x[rows], a faster gather on CPU
         loss = hooks.loss(logits.float(), y.index_select(0, batch.rows), batch, epoch)
         hooks.backward(loss, batch, epoch)
@@ -356,10 +356,3 @@ def set_threads(threads: int) -> None:
     """Fix the CPU thread count (results are bit-identical for 1 and 2 threads; 1 is the safe default
     on a shared 2-core machine, spec cpu_scouting §2 'threading hazard')."""
     torch.set_num_threads(threads)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
