@@ -15,8 +15,6 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from torchvision.datasets import CIFAR10, CIFAR100
-
 from wemem.data.files import record_sums, verify_sums
 from wemem.data.registry import DatasetInfo, dataset_dir, dataset_info, resolve_file
 from wemem.data.tabular import TEXAS_SUFFIXES
@@ -56,6 +54,8 @@ def _listing(folder: Path) -> str:
 
 
 def _fetch_cifar(name: str, folder: Path) -> None:
+    from torchvision.datasets import CIFAR10, CIFAR100
+
     cls = CIFAR10 if name == "cifar10" else CIFAR100
     for train in (True, False):
         cls(str(folder), train=train, download=True)

@@ -10,13 +10,12 @@ from __future__ import annotations
 import logging
 import pickle
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
 from sklearn.datasets import load_digits
-from torchvision.datasets import CIFAR10, CIFAR100, ImageFolder
-from torchvision.datasets.folder import IMG_EXTENSIONS
 from tqdm.auto import tqdm
 
 from wemem.data.files import FIXTURE_MARKER, prune_caches, read_fixture_marker
@@ -26,6 +25,9 @@ from wemem.errors import DataFormatError
 from wemem.io import atomic_path
 from wemem.io import digest as digest_of
 from wemem.io import file_sha256 as sha256_file
+
+if TYPE_CHECKING:
+    from torchvision.datasets import CIFAR10
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,8 @@ def load_cifar(name: str, root: str | Path | None = None) -> RawPool:
     """
     info = DATASETS[name]
     folder = require_files(name, root)
+    from torchvision.datasets import CIFAR10, CIFAR100  # torchvision only for these datasets
+
     cls = CIFAR10 if name == "cifar10" else CIFAR100
     marker = read_fixture_marker(folder)
     if marker is not None:
@@ -121,6 +125,8 @@ def load_cifar(name: str, root: str | Path | None = None) -> RawPool:
 
 def _listing(folder: Path) -> list[tuple[str, int]]:
     """(class folder, number of image files) for an ImageFolder tree: a cheap cache key."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
     return [
         (d.name, sum(1 for f in d.iterdir() if f.suffix.lower() in IMG_EXTENSIONS))
         for d in sorted(folder.iterdir())
@@ -166,6 +172,8 @@ def _decode(samples: list[tuple[str, int]], desc: str) -> np.ndarray:
 
 def _build_cinic(folder: Path) -> dict[str, object]:
     try:
+        from torchvision.datasets import ImageFolder
+
         train = ImageFolder(str(folder / "train"))
         test = ImageFolder(str(folder / "test"))
     except FileNotFoundError as exc:

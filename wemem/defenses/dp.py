@@ -37,19 +37,19 @@ import warnings
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from opacus.accountants import RDPAccountant
-from opacus.accountants.utils import get_noise_multiplier
-from opacus.grad_sample import GradSampleHooks
-from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
-from opacus.validators import ModuleValidator
 from torch import nn
 
-from wemem.defenses.dp_clipping import GhostHooks, PerSampleHooks
 from wemem.errors import ParamsError
 from wemem.training.loop import Batch, Hooks, TrainConfig
+
+if TYPE_CHECKING:  # Opacus is imported where DP-SGD runs (its import costs a second per process)
+    from opacus.accountants import RDPAccountant
+    from opacus.grad_sample import GradSampleHooks
+    from opacus.optimizers import DPOptimizer
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,8 @@ def dp_epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta: f
         return 0.0
     if noise_multiplier <= 0:
         return math.inf
+    from opacus.accountants import RDPAccountant
+
     accountant = RDPAccountant()
     accountant.history = [(float(noise_multiplier), float(sample_rate), int(steps))]
     return float(accountant.get_epsilon(delta=delta))
@@ -116,6 +118,8 @@ def make_private_compatible(model: nn.Module) -> nn.Module:
     if not names:
         return model
     log.warning("DP-SGD: %d BatchNorm layers (%s, ...) become GroupNorm", len(names), names[0])
+    from opacus.validators import ModuleValidator
+
     return ModuleValidator.fix(model)
 
 
@@ -263,6 +267,8 @@ class DPSGDHooks(Hooks):
         if (stale := _ATTACHED.pop(model, None)) is not None:
             stale.cleanup()
         ghost = self.mode == "ghost"
+        from wemem.defenses.dp_clipping import GhostHooks, PerSampleHooks
+
         self._opacus = GhostHooks(model, self.max_grad_norm) if ghost else PerSampleHooks(model)
         _ATTACHED[model] = self._opacus
         self._steps_seen = self._ledger.steps if self._ledger else 0
@@ -270,6 +276,10 @@ class DPSGDHooks(Hooks):
     def make_optimizers(
         self, model: nn.Module, config: TrainConfig
     ) -> dict[str, torch.optim.Optimizer]:
+        from opacus.accountants import RDPAccountant
+        from opacus.accountants.utils import get_noise_multiplier
+        from opacus.optimizers import DPOptimizer, DPOptimizerFastGradientClipping
+
         q = min(1.0, config.batch_size / self._n)
         delta = self.requested_delta
         if delta is None:
