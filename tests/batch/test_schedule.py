@@ -11,13 +11,15 @@ import pytest
 
 from wemem.batch.discovery import RunSpec
 from wemem.batch.schedule import run_parallel
+from wemem.errors import ParamsError
 
 MANIFEST = """
 notebooks:
   a: {reproduces: x, needs: [], produces: []}
   b: {reproduces: x, needs: [], produces: []}
   c: {reproduces: x, needs: [a], produces: []}
-  t: {reproduces: x, needs: [], produces: [], exclusive: true}
+  t: {reproduces: x, needs: [], produces: [], exclusive: always}
+  s: {reproduces: x, needs: [], produces: [], exclusive: parallel}
   z: {reproduces: x, needs: [a, b, c, t], produces: []}
 profiles:
   p:
@@ -69,3 +71,14 @@ def test_first_failure_stops_new_starts_and_is_raised(tmp_path):
         _batch(tmp_path, "abcz", fail="a")
     ran = {p.stem for p in (tmp_path / "log").glob("*.json")}
     assert ran == {"b"}  # b was in flight beside a; c and z never started
+
+
+def test_parallel_exclusive_depends_on_the_executor(tmp_path):
+    from wemem.batch.schedule import exclusive_stems
+
+    (tmp_path / "manifest.yaml").write_text(MANIFEST)
+    assert exclusive_stems(tmp_path, "local") == {"t"}
+    assert exclusive_stems(tmp_path, "pool") == exclusive_stems(tmp_path, "ray") == {"s", "t"}
+    (tmp_path / "manifest.yaml").write_text(MANIFEST.replace("exclusive: always", "exclusive: sometimes"))
+    with pytest.raises(ParamsError, match="exclusive = 'sometimes': allowed always, parallel, never"):
+        exclusive_stems(tmp_path)

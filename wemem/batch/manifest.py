@@ -29,7 +29,9 @@ class NotebookEntry:
     needs: tuple[str, ...]
     produces: tuple[str, ...]
     reads_outputs: bool = False  # reads the needed runs' outputs (not just their cached models)
-    exclusive: bool = False  # runs alone in a parallel batch (it times its own trainings)
+    # when it runs alone in a batch with --jobs N: "always" (it times its trainings), "parallel"
+    # (with the pool or Ray executor, whose workers it keeps busy) or "never"
+    exclusive: str = "never"
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ def load(params_dir: Path = Path("params")) -> Manifest:
             tuple(entry["needs"]),
             tuple(entry["produces"]),
             bool(entry.get("reads_outputs", False)),
-            bool(entry.get("exclusive", False)),
+            _exclusive(path, stem, entry.get("exclusive", "never")),
         )
     runs: dict[str, list[RunEntry]] = {}
     for profile, entry in data["profiles"].items():
@@ -113,6 +115,15 @@ def load(params_dir: Path = Path("params")) -> Manifest:
                 raise _fail(path, f"profiles.{profile}.runs[{i}].minutes: a number or null")
             runs[profile].append(RunEntry(str(r["run"]), profile, hardware, minutes))
     return Manifest(notebooks, runs)
+
+
+EXCLUSIVE = ("always", "parallel", "never")
+
+
+def _exclusive(path: Path, stem: str, value) -> str:
+    if value not in EXCLUSIVE:
+        raise _fail(path, f"notebooks.{stem}.exclusive = {value!r}: allowed {', '.join(EXCLUSIVE)}")
+    return value
 
 
 def order_key(manifest: Manifest, profile: str):

@@ -248,6 +248,7 @@ def reproduce(
             jobs=jobs,
             params_dir=params_dir,
             on_done=lambda result: write_index(reports),
+            executor=executor,
         )
     else:
         ran = []

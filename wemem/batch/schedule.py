@@ -3,8 +3,9 @@
 A notebook kernel spends much of its time in one process (imports, loading the cache, the attacks
 it scores itself, figures, the HTML export) while the executor's workers train; with ``N`` runs
 in flight the machine's cores stay busy. A run starts when every run of the notebooks it
-``needs`` (``params/manifest.yaml``) has finished; a notebook marked ``exclusive`` (10's
-controlled timing) runs alone. Each run executes in its own process (its kernel's environment is
+``needs`` (``params/manifest.yaml``) has finished; a notebook marked ``exclusive`` runs alone
+(``always``: 10's controlled timing; ``parallel``: with the pool or Ray executor, sweeps that keep
+every core busy). Each run executes in its own process (its kernel's environment is
 set per process), the reports' index is written here after each run. The first failure stops
 new starts; runs in flight finish, then the error is raised. Numbers do not depend on ``N``: each
 computation is seeded on its own and the cache serialises trainings of the same entry
@@ -38,12 +39,14 @@ def dependencies(runs: list[RunSpec], params_dir: Path) -> dict[str, set[str]]:
     return out
 
 
-def exclusive_stems(params_dir: Path) -> set[str]:
-    """Notebooks that run alone (``exclusive: true`` in the manifest)."""
+def exclusive_stems(params_dir: Path, executor: str = "local") -> set[str]:
+    """Notebooks that run alone: ``exclusive: always`` in the manifest, and ``parallel`` when the
+    executor runs trainings on workers (``pool``, ``ray``)."""
     path = Path(params_dir) / manifest_mod.FILE
     if not path.exists():
         return set()
-    return {s for s, e in manifest_mod.load(params_dir).notebooks.items() if e.exclusive}
+    alone = {"always"} | ({"parallel"} if executor != "local" else set())
+    return {s for s, e in manifest_mod.load(params_dir).notebooks.items() if e.exclusive in alone}
 
 
 def _init_worker(level: int) -> None:
@@ -58,12 +61,13 @@ def run_parallel(
     jobs: int,
     params_dir: Path,
     on_done: Callable[[dict[str, Any]], None],
+    executor: str = "local",
 ) -> list[dict[str, Any]]:
     """``[start(spec, **kwargs(spec)) for spec in runs]`` with up to ``jobs`` at once, each in a
     worker process, respecting the manifest's ``needs`` and ``exclusive``; results in the order of
     ``runs``. ``on_done(result)`` runs here after each run (e.g. to write the reports' index)."""
     waits = dependencies(runs, params_dir)
-    alone = exclusive_stems(params_dir)
+    alone = exclusive_stems(params_dir, executor)
     order = {spec.run_id: i for i, spec in enumerate(runs)}
     todo, done = list(runs), {}
     running: dict[Future, RunSpec] = {}
