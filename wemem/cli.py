@@ -53,6 +53,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         ray_address=args.ray_address,
         smoke=args.smoke,
         jobs=args.jobs,
+        keep_going=args.keep_going,
         **dirs,
     )
     total = time.perf_counter() - t0  # wall time (runs may overlap under --jobs)
@@ -226,6 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="runs in flight at once, in dependency order (default 1; `make reproduce`: 2)",
+    )
+    r.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="after a failed run, still run every run that does not need it; list all failures",
     )
     r.add_argument(
         "--smoke",

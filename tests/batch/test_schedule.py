@@ -82,3 +82,15 @@ def test_parallel_exclusive_depends_on_the_executor(tmp_path):
     (tmp_path / "manifest.yaml").write_text(MANIFEST.replace("exclusive: always", "exclusive: sometimes"))
     with pytest.raises(ParamsError, match="exclusive = 'sometimes': allowed always, parallel, never"):
         exclusive_stems(tmp_path)
+
+
+def test_keep_going_runs_what_does_not_need_the_failure(tmp_path, caplog):
+    with pytest.raises(ValueError, match="a failed"):
+        (tmp_path / "manifest.yaml").write_text(MANIFEST)
+        log = tmp_path / "log"
+        log.mkdir()
+        run_parallel([_spec(s) for s in "abctz"], _fake_run,
+                     lambda spec: {"log": str(log), "fail": "a"}, jobs=2, params_dir=tmp_path,
+                     on_done=lambda r: None, keep_going=True)  # fmt: skip
+    assert {p.stem for p in (tmp_path / "log").glob("*.json")} == {"b", "t"}  # c, z need a
+    assert "1 of 5 runs failed (2 not run: they need a failed run)" in caplog.text

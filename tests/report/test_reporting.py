@@ -231,3 +231,21 @@ def test_find_repo_root_walks_up_then_falls_back(tmp_path):
 def test_open_run_refuses_other_settings(tmp_path):
     with pytest.raises(TypeError, match="dataclass or a mapping"):
         open_run("00_x", profile="cpu", output_dir=str(tmp_path), settings=[1, 2])
+
+
+def test_memscore_grid_shows_rgb_and_grey_images():
+    """Channels-first normalised images (CIFAR: 3x32x32, digits: 1x8x8) become what imshow takes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+
+    from wemem.report import plots
+
+    rng = np.random.default_rng(0)
+    for shape in ((3, 32, 32), (1, 8, 8)):
+        images = rng.normal(size=(20, *shape)).astype(np.float32)
+        fig = plots.memscore_grid(images, rng.random(20), np.arange(20) % 5, np.arange(20) % 5, k=3)
+        shown = fig.axes[0].images[0].get_array()
+        assert shown.shape == (shape[1], shape[2], 3) if shape[0] == 3 else (shape[1], shape[2])
+        assert 0 <= shown.min() and shown.max() <= 1 if shape[0] == 3 else True

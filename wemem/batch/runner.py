@@ -188,6 +188,7 @@ def reproduce(
     ray_address: str | None = None,
     smoke: bool = False,
     jobs: int = 1,
+    keep_going: bool = False,
 ) -> list[dict[str, Any]]:
     """Run every notebook of ``profile`` (optionally only stems matching ``only``), in the
     manifest's order, skipping runs that are unchanged since their last execution.
@@ -203,7 +204,8 @@ def reproduce(
     batch filtered by ``only`` or with skipped runs writes ``reproduce-<profile>.partial.json``, so
     the full batch's measured total is never overwritten by a partial one. ``smoke``: every run
     at smoke scale (:mod:`wemem.batch.smoke`), written under ``<outputs_root>/smoke/``. ``jobs``:
-    runs in flight at once (:mod:`wemem.batch.schedule`: dependency order, ``exclusive`` alone).
+    runs in flight at once (:mod:`wemem.batch.schedule`: dependency order, ``exclusive`` alone);
+    ``keep_going``: a failure does not stop the runs that do not need the failed one.
 
     Returns:
         the list of :func:`run_notebook` results.
@@ -239,7 +241,7 @@ def reproduce(
             skipped[spec.run_id] = _skipped(spec, outputs_root, record)
         else:
             todo.append(spec)
-    if jobs > 1 and len(todo) > 1:
+    if (jobs > 1 and len(todo) > 1) or keep_going:
         reports = outputs_root / "reports"
         ran = schedule.run_parallel(
             todo,
@@ -249,6 +251,7 @@ def reproduce(
             params_dir=params_dir,
             on_done=lambda result: write_index(reports),
             executor=executor,
+            keep_going=keep_going,
         )
     else:
         ran = []

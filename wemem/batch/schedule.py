@@ -62,23 +62,34 @@ def run_parallel(
     params_dir: Path,
     on_done: Callable[[dict[str, Any]], None],
     executor: str = "local",
+    keep_going: bool = False,
 ) -> list[dict[str, Any]]:
     """``[start(spec, **kwargs(spec)) for spec in runs]`` with up to ``jobs`` at once, each in a
     worker process, respecting the manifest's ``needs`` and ``exclusive``; results in the order of
-    ``runs``. ``on_done(result)`` runs here after each run (e.g. to write the reports' index)."""
+    ``runs``. ``on_done(result)`` runs here after each run (e.g. to write the reports' index).
+
+    The first failure stops new starts, unless ``keep_going``: then every run that does not need a
+    failed run still runs, and all failures are logged together before the first is raised."""
     waits = dependencies(runs, params_dir)
     alone = exclusive_stems(params_dir, executor)
     order = {spec.run_id: i for i, spec in enumerate(runs)}
     todo, done = list(runs), {}
     running: dict[Future, RunSpec] = {}
-    failure: BaseException | None = None
+    failures: dict[str, BaseException] = {}
+    dropped: list[str] = []
     level = logging.getLogger("wemem").getEffectiveLevel()
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
         max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(level,)
     ) as pool:
         while todo or running:
-            if failure is None:
+            if failures and keep_going:  # runs that need a failed (or dropped) run never start
+                lost = set(failures) | set(dropped)
+                for spec in [s for s in todo if waits[s.run_id] & lost]:
+                    todo.remove(spec)
+                    dropped.append(spec.run_id)
+                    lost.add(spec.run_id)
+            if not failures or keep_going:
                 for spec in list(todo):
                     busy = [s.stem in alone for s in running.values()]
                     if len(running) >= jobs or any(busy):
@@ -95,8 +106,10 @@ def run_parallel(
                         break
             elif not running:
                 break
-            if not running:  # nothing can start: a dependency outside this batch failed
-                raise RuntimeError(f"runs waiting for unfinished dependencies: {todo}")
+            if not running:
+                if todo and not failures:
+                    raise RuntimeError(f"runs waiting for unfinished dependencies: {todo}")
+                break
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in finished:
                 spec = running.pop(future)
@@ -104,10 +117,25 @@ def run_parallel(
                     result = future.result()
                 except BaseException as exc:  # noqa: BLE001 - re-raised below, after the others
                     logger.error("%s [%s] failed: %s", spec.stem, spec.run_name, exc)
-                    failure = failure or exc
+                    failures[spec.run_id] = exc
                     continue
                 done[spec.run_id] = result
                 on_done(result)
-    if failure is not None:
-        raise failure
+    if failures:
+        if keep_going:
+            lines = [f"  {rid}: {_first_line(exc)}" for rid, exc in failures.items()]
+            logger.error(
+                "%d of %d runs failed%s:\n%s",
+                len(failures),
+                len(runs),
+                f" ({len(dropped)} not run: they need a failed run)" if dropped else "",
+                "\n".join(lines),
+            )
+        raise next(iter(failures.values()))
     return [done[spec.run_id] for spec in runs]
+
+
+def _first_line(exc: BaseException) -> str:
+    name = getattr(exc, "ename", None) or type(exc).__name__
+    text = str(getattr(exc, "evalue", None) or exc).strip().splitlines()
+    return f"{name}: {text[-1] if text else ''}"[:300]

@@ -121,6 +121,21 @@ def memscore_distributions(score, labels, flipped, *, max_classes: int = 10):
     return fig
 
 
+def _displayable(image):
+    """An image tensor as imshow takes it: (H, W) grey, or (H, W, 3) RGB rescaled to [0, 1] (the
+    pool's images are normalised, channels first)."""
+    import numpy as np
+
+    a = np.asarray(image, dtype=np.float64)
+    if a.ndim == 3 and a.shape[0] in (1, 3):
+        a = np.moveaxis(a, 0, -1)
+    a = a.squeeze()
+    if a.ndim == 3:
+        lo, hi = a.min(), a.max()
+        a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+    return a
+
+
 def memscore_grid(images, score, labels, clean_labels, *, k: int = 12):
     """The k most and the k least memorized images, with their (training) label; a flipped label
     shows as 'y (was y0)'."""
@@ -132,7 +147,8 @@ def memscore_grid(images, score, labels, clean_labels, *, k: int = 12):
     for row, (title, idx) in enumerate(picks):
         for col, i in enumerate(idx):
             ax = axes[row, col]
-            ax.imshow(np.asarray(images[i]).squeeze(), cmap="gray_r")
+            img = _displayable(images[i])
+            ax.imshow(img, cmap="gray_r" if img.ndim == 2 else None)
             ax.set_xticks([])
             ax.set_yticks([])
             text = (
