@@ -113,9 +113,9 @@ def discover_runs(
 
     Args:
         profile: a folder of ``params_dir``, or ``cpu`` (which may have no folder).
-        only: an fnmatch glob on notebook stems (``"02_*"``), or on run ids when it has a dot
-            (``"06_*.cifar10_*"``: the params files ``<stem>.<variant>.yaml`` it matches);
-            ``None`` for all notebooks.
+        only: fnmatch globs, comma-separated, on notebook stems (``"02_*"``), or on run ids when
+            a glob has a dot (``"06_*.cifar10_*"``: the params files ``<stem>.<variant>.yaml`` it
+            matches); ``None`` for all notebooks.
 
     Raises:
         ParamsError: unknown profile; ``only`` matches no notebook; a params file that names no
@@ -130,9 +130,13 @@ def discover_runs(
         )
     notebooks = sorted(notebooks_dir.glob("*.ipynb"))
     stems = [nb.stem for nb in notebooks]
-    if only is not None:  # a glob on stems, or on run ids (<stem>.<variant>) when it has a dot
-        stem_glob = only.partition(".")[0]
-        notebooks = [nb for nb in notebooks if fnmatch.fnmatchcase(nb.stem, stem_glob)]
+    globs = [g.strip() for g in only.split(",")] if only is not None else []
+    if only is not None:  # globs on stems, or on run ids (<stem>.<variant>) when they have a dot
+        notebooks = [
+            nb
+            for nb in notebooks
+            if any(fnmatch.fnmatchcase(nb.stem, g.partition(".")[0]) for g in globs)
+        ]
         if not notebooks:
             raise ParamsError(
                 f"only={only!r} matches no notebook in {notebooks_dir}; "
@@ -181,8 +185,12 @@ def discover_runs(
                     resources=resources,
                 )
             )
-    if only is not None and "." in only:
-        runs = [r for r in runs if fnmatch.fnmatchcase(r.run_id, only)]
+    if only is not None:
+
+        def wanted(run_id: str) -> bool:
+            return any(fnmatch.fnmatchcase(run_id, g if "." in g else f"{g}*") for g in globs)
+
+        runs = [r for r in runs if wanted(r.run_id)]
         if not runs:
             raise ParamsError(f"only={only!r} matches no run of profile {profile!r}")
     return _in_manifest_order(runs, params_dir, profile)

@@ -101,6 +101,25 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
+def _kernel_manager() -> dict[str, Any]:
+    """On POSIX, kernels talk over unix sockets with a per-kernel name: runs started at the same
+    moment (``--jobs N``) cannot race for the same TCP port, as jupyter_client's port picking
+    lets them (a kernel that loses dies at start and its run hangs)."""
+    if os.name != "posix":
+        return {}
+    import uuid
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+            self.ip = str(Path(tempfile.gettempdir()) / f"wemem-kernel-{uuid.uuid4().hex[:12]}")
+
+    return {"kernel_manager_class": IPCKernelManager}
+
+
 def check_executor(executor: str) -> None:
     """Raise :class:`ParamsError` unless ``executor`` names one of :mod:`wemem.experiment.executor`'s."""
     from wemem.experiment.executor import EXECUTORS
@@ -120,6 +139,8 @@ def _kernel_env(spec: RunSpec, tmp: Path, executor: str, ray_address: str | None
         "WEMEM_TASK_CPUS": str(spec.resources.get("num_cpus", 1)),
         "WEMEM_TASK_GPUS": str(spec.resources.get("num_gpus", 0)),
         "RAY_USAGE_STATS_ENABLED": "0",
+        # smoke scale: statistical checks are not applicable (wemem.studies.verdicts.small_scale)
+        "WEMEM_SMOKE": "1" if spec.smoke is not None else "",
     }
 
 
@@ -230,6 +251,7 @@ def run_notebook(
                 log_output=False,
                 progress_bar=False,
                 execution_timeout=timeout,
+                **_kernel_manager(),
             )
         seconds = time.perf_counter() - t0
         record = _record(

@@ -319,7 +319,7 @@ def checks(
         "victim_above_chance": bool((t.test_acc > chance).all()),
         "base_leaks_above_chance": vd.statistical_check(
             vd.verdict(base.auc - 0.5, base.auc_se) == vd.HOLDS,
-            applicable=profile != "tiny",
+            profile=profile,
         ),
     }
 

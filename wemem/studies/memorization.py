@@ -119,7 +119,7 @@ def checks(
         == vd.HOLDS,
         "kfold_agrees_with_fz": vd.statistical_check(
             vd.verdict(agreement, 1 / np.sqrt(max(n - 1, 1))) == vd.HOLDS,
-            applicable=profile != "tiny",
+            profile=profile,
         ),
     }
     used = recovery[recovery.estimate == "used (normalized)"].iloc[0]

@@ -24,6 +24,7 @@ negative resolution is a bug and raises. A NaN difference is *unresolved*.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable
 
 import numpy as np
@@ -189,11 +190,31 @@ def describe(decision: dict, *, digits: int = 3) -> str:
 NOT_APPLICABLE = "not applicable"
 
 
-def statistical_check(passed: bool, *, applicable: bool, why: str = "tiny profile") -> bool | str:
-    """A check that needs a meaningful sample: ``passed`` where ``applicable``, else the string
-    ``"not applicable (<why>)"`` (truthy, so a notebook's ``assert all(checks.values())`` lets it
-    through; :func:`wemem.studies.paper_tables.runs_table` counts it apart)."""
-    return bool(passed) if applicable else f"{NOT_APPLICABLE} ({why})"
+#: Set by ``wemem reproduce --smoke`` in the kernels it starts: every size is shrunk.
+SMOKE_ENV = "WEMEM_SMOKE"
+
+
+def small_scale(profile: str) -> str | None:
+    """Why a run's sample is too small for statistical checks (``"tiny profile"``, ``"smoke
+    scale"``: ``$WEMEM_SMOKE`` set by ``wemem reproduce --smoke``), or None at full scale."""
+    if profile == "tiny":
+        return "tiny profile"
+    if os.environ.get(SMOKE_ENV):
+        return "smoke scale"
+    return None
+
+
+def statistical_check(
+    passed: bool, *, applicable: bool | None = None, profile: str | None = None, why: str = ""
+) -> bool | str:
+    """A check that needs a meaningful sample: ``passed`` where ``applicable`` (default: unless
+    :func:`small_scale` of ``profile`` says why not), else the string ``"not applicable (<why>)"``
+    (truthy, so a notebook's ``assert all(checks.values())`` lets it through;
+    :func:`wemem.studies.paper_tables.runs_table` counts it apart)."""
+    reason = small_scale(profile) if profile is not None else None
+    if applicable is None:
+        applicable = reason is None
+    return bool(passed) if applicable else f"{NOT_APPLICABLE} ({why or reason or 'small sample'})"
 
 
 def is_decision(value) -> bool:
