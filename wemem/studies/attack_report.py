@@ -65,9 +65,7 @@ def checks(table: pd.DataFrame, *, profile: str) -> dict:
             np.isfinite(table.auc).all() and ((finite >= 0) & (finite <= 1)).all()
         ),
         "tpr_rises_with_fpr": bool((table.tpr_at_01fpr <= table.tpr_at_1fpr + 1e-12).all()),
-        "last_stage_leaks_above_chance": vd.statistical_check(
-            leak == vd.HOLDS, profile=profile
-        ),
+        "last_stage_leaks_above_chance": vd.statistical_check(leak == vd.HOLDS, profile=profile),
     }
 
 

@@ -316,7 +316,7 @@ def checks(
         "search_figures_in_range": bool(adv.between(-1, 1).all() and dev.between(0, 1).all()),
         "tau_selects_its_share": bool(((quant.selected - quant.share).abs() <= 0.01).all()),
         "victim_auc_in_unit_interval": bool(victim.auc.between(0, 1).all()),
-        "victim_above_chance": bool((t.test_acc > chance).all()),
+        "victim_above_chance": vd.learning_check(bool((t.test_acc > chance).all())),
         "base_leaks_above_chance": vd.statistical_check(
             vd.verdict(base.auc - 0.5, base.auc_se) == vd.HOLDS,
             profile=profile,

@@ -282,7 +282,9 @@ def checks(res: dict[str, pd.DataFrame], settings: Settings) -> dict:
             np.isfinite(vals).all() and ((vals >= 0) & (vals <= 1)).all()
         ),
         "every_stage_attacked": stages == want,
-        "test_accuracy_above_chance": bool((models.test_acc > models.chance).all()),
+        "test_accuracy_above_chance": vd.learning_check(
+            bool((models.test_acc > models.chance).all())
+        ),
         "iterative_leaks_above_chance": vd.statistical_check(
             leak["status"] == vd.HOLDS, profile=settings.profile
         ),

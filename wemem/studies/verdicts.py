@@ -204,6 +204,17 @@ def small_scale(profile: str) -> str | None:
     return None
 
 
+def at_smoke_scale() -> bool:
+    """Whether this run is at smoke scale (``wemem reproduce --smoke`` sets ``$WEMEM_SMOKE``)."""
+    return bool(os.environ.get(SMOKE_ENV))
+
+
+def learning_check(passed: bool) -> bool | str:
+    """A check that needs models trained long enough to learn (accuracy above chance): ``passed``,
+    except at smoke scale (one or two epochs), where it is ``"not applicable (smoke scale)"``."""
+    return statistical_check(passed, applicable=not at_smoke_scale(), why="smoke scale")
+
+
 def statistical_check(
     passed: bool, *, applicable: bool | None = None, profile: str | None = None, why: str = ""
 ) -> bool | str:
