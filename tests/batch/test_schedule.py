@@ -79,8 +79,12 @@ def test_parallel_exclusive_depends_on_the_executor(tmp_path):
     (tmp_path / "manifest.yaml").write_text(MANIFEST)
     assert exclusive_stems(tmp_path, "local") == {"t"}
     assert exclusive_stems(tmp_path, "pool") == exclusive_stems(tmp_path, "ray") == {"s", "t"}
-    (tmp_path / "manifest.yaml").write_text(MANIFEST.replace("exclusive: always", "exclusive: sometimes"))
-    with pytest.raises(ParamsError, match="exclusive = 'sometimes': allowed always, parallel, never"):
+    (tmp_path / "manifest.yaml").write_text(
+        MANIFEST.replace("exclusive: always", "exclusive: sometimes")
+    )
+    with pytest.raises(
+        ParamsError, match="exclusive = 'sometimes': allowed always, parallel, never"
+    ):
         exclusive_stems(tmp_path)
 
 
@@ -94,3 +98,19 @@ def test_keep_going_runs_what_does_not_need_the_failure(tmp_path, caplog):
                      on_done=lambda r: None, keep_going=True)  # fmt: skip
     assert {p.stem for p in (tmp_path / "log").glob("*.json")} == {"b", "t"}  # c, z need a
     assert "1 of 5 runs failed (2 not run: they need a failed run)" in caplog.text
+
+
+def test_runs_wait_for_the_same_variant_unless_they_read_outputs(tmp_path):
+    from wemem.batch.schedule import dependencies
+
+    (tmp_path / "manifest.yaml").write_text(MANIFEST.replace(
+        "z: {reproduces: x, needs: [a, b, c, t], produces: []}",
+        "z: {reproduces: x, needs: [a, b, c, t], produces: [], reads_outputs: true}"))  # fmt: skip
+
+    def spec(stem, variant):
+        return RunSpec(Path(f"{stem}.ipynb"), stem, "p", variant, {}, f"p-{variant}")
+
+    runs = [spec("a", "v1"), spec("a", "v2"), spec("c", "v1"), spec("c", "v3"), spec("z", None)]
+    waits = dependencies(runs, tmp_path)
+    assert waits["c.v1"] == {"a.v1"} and waits["c.v3"] == set()
+    assert waits["z"] == {"a.v1", "a.v2", "c.v1", "c.v3"}

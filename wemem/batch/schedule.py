@@ -28,14 +28,21 @@ logger = logging.getLogger("wemem.batch.runner")
 
 
 def dependencies(runs: list[RunSpec], params_dir: Path) -> dict[str, set[str]]:
-    """Per run id, the run ids of this batch it waits for: the runs of the notebooks it needs."""
+    """Per run id, the run ids of this batch it waits for. A notebook that reads the runs'
+    outputs (``reads_outputs``: 12) waits for every run of the notebooks it needs; the others
+    need those notebooks' cached models, so a run waits for the runs of the same variant
+    (``02_motivation.cifar10_resnet18`` for ``06_baselines.cifar10_resnet18``; a run without a
+    counterpart waits for none and trains what it needs itself, under the cache's lock)."""
     path = Path(params_dir) / manifest_mod.FILE
     m = manifest_mod.load(params_dir) if path.exists() else None
     out: dict[str, set[str]] = {}
     for spec in runs:
         entry = m.notebooks.get(spec.stem) if m else None
         needs = set(entry.needs) if entry else set()
-        out[spec.run_id] = {r.run_id for r in runs if r.stem in needs}
+        every = entry is not None and entry.reads_outputs
+        out[spec.run_id] = {
+            r.run_id for r in runs if r.stem in needs and (every or r.variant == spec.variant)
+        }
     return out
 
 
