@@ -288,10 +288,10 @@ def checks(res: dict[str, pd.DataFrame], settings: Settings) -> dict:
     it = final_stages(attacks).query("stage == 'iterative'")
     g = _with_auc_se(it).groupby("seed")[["auc", "auc_se"]].mean()
     leak = vd.paired_decision(g["auc"] - 0.5, sampling_se=float(g["auc_se"].iloc[0]))
-    # 1 %, or the rounding of a small layer: each round prunes a whole number of its weights
-    # (off by at most half a weight per round; width-1/16 DenseNet layers have 16 weights)
+    # 1 %, or the granularity of a small layer: each round prunes a whole number of its weights
+    # (one weight per round; width-1/16 DenseNet layers have 16 to 48 weights)
     rounds = np.where(layers.stage == "iterative", settings.pruning_rounds, 1)
-    tolerance = np.fmax(0.01, 0.5 * rounds / layers.get("weights", np.nan) + 1e-9)
+    tolerance = np.fmax(0.01, rounds / layers.get("weights", np.nan) + 1e-9)
     return {
         "sparsity_reached": bool(((layers.sparsity - layers.target).abs() < tolerance).all()),
         "metrics_in_unit_interval": bool(
