@@ -269,7 +269,8 @@ def _submit_classifiers(
             "shadows": shadows,
             "seed": seed,
             "epochs": epochs,
-            "milestones": (epochs // 2, (3 * epochs) // 4),
+            # LR ×0.1 at 50 % and 75 % of the epochs (none left for a one-epoch model)
+            "milestones": tuple(m for m in (epochs // 2, (3 * epochs) // 4) if m >= 1),
         }
         spec = attack_spec(call)
         entry = exp.cache.load("attack", exp.cache.key("attack", spec))
