@@ -1,30 +1,23 @@
 """Content-addressed cache of trained models and per-sample outputs (STYLE.md, principle 4).
 
-An entry's key is the sha256 of a canonical JSON of exactly the settings it depends on (plus a
-per-kind code version, bumped when the computation changes, and the cache :data:`FORMAT`). Entries
-are written atomically (temp file + ``os.replace``) with a sidecar ``.json`` holding the key's
-settings, the format and the sha256 of the payload, so a truncated or corrupted entry is detected on
-load and recomputed.
+An entry's key is the sha256 of a canonical JSON of exactly the settings it depends on, a per-kind
+code version and the cache :data:`FORMAT`. Entries are written atomically with a sidecar ``.json``
+(the key's settings, the format, the payload's sha256), so a truncated or corrupted entry is
+detected on load and recomputed; a miss is computed under the entry's inter-process lock.
 
-Payloads execute nothing when loaded: they are plain data (tensors, numbers, strings, lists,
-tuples, dicts) read with ``torch.load(..., weights_only=True)``. :func:`encode` turns numpy arrays
-into tagged dicts holding a tensor, numpy scalars into Python scalars, and the dataclasses
-registered with :func:`payload_type` into tagged dicts of their fields; :func:`decode` undoes it,
-building only registered classes (never a class named by the file). An entry of another format (an
-old pickle) is reported stale and recomputed, never unpickled; a payload that is not plain data is
-refused like a corrupted one.
+Payloads execute nothing when loaded: plain data read with ``torch.load(..., weights_only=True)``.
+:func:`encode` turns numpy arrays, numpy scalars and the dataclasses registered with
+:func:`payload_type` into plain data; :func:`decode` undoes it, building only registered classes.
+An entry of another format (an old pickle) is stale and recomputed, never unpickled.
 
 Location: ``settings.cache_dir``, else ``$WEMEM_CACHE``, else ``.wemem_cache/`` at the repository
-root (the folder holding ``pyproject.toml``), else ``~/.cache/wemem/cache``.
+root, else ``~/.cache/wemem/cache``. Kinds: ``dense``, ``pruned`` (a pruning run: final model,
+per-round outputs, summary), ``round`` (its resume point), ``memscores``, ``sensitivity``,
+``attack`` (one attack model's scores, keyed on its inputs: ``experiment.attack_cache``).
 
-Kinds: ``dense`` (trained dense models), ``pruned`` (a whole pruning run: final model, per-round
-outputs, summary), ``round`` (the resume point of an unfinished pruning run, dropped once it
-finishes), ``memscores``, ``sensitivity``, ``attack`` (one classifier attack model's scores, keyed
-on a digest of its inputs: :func:`wemem.experiment.adaptive.attack_spec`).
-
-Reachability: when ``$WEMEM_CACHE_LOG`` names a file, every entry loaded or saved is appended to it
-as ``<kind>/<key>``; the runner sets it per run and records the list in the run's ``run.json``, so
-:func:`gc` can remove what no recorded run uses. :func:`verify` re-hashes every payload.
+Reachability: with ``$WEMEM_CACHE_LOG`` set, every entry loaded or saved is appended to that file
+as ``<kind>/<key>``; the runner records the list in ``run.json``, so :func:`gc` removes what no
+recorded run uses. :func:`verify` re-hashes every payload.
 """
 
 from __future__ import annotations
@@ -37,20 +30,15 @@ import io
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
-
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None
 
 import numpy as np
 import torch
 
 from wemem.io import atomic_write_bytes as _atomic_write
-from wemem.io import digest, file_sha256
+from wemem.io import digest, file_lock, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -310,11 +298,8 @@ class Cache:
         _log_access(kind, key)
 
     def get_or_compute(self, kind: str, spec: dict, compute: Callable[[], Any]) -> tuple[Any, bool]:
-        """Return ``(object, hit)``; on a miss run ``compute()`` and store its result.
-
-        A miss is computed under the entry's lock (:meth:`lock`): a process that misses the same
-        entry meanwhile (a parallel batch, a pool worker) waits and then reads it, so an entry is
-        trained once."""
+        """Return ``(object, hit)``; on a miss run ``compute()`` under the entry's :meth:`lock` (a
+        process missing it meanwhile waits, then reads it) and store its result."""
         key = self.key(kind, spec)
         obj = self.load(kind, key)
         if obj is not None:
@@ -327,26 +312,10 @@ class Cache:
             self.save(kind, key, obj, spec)
         return obj, False
 
-    @contextlib.contextmanager
-    def lock(self, kind: str, key: str) -> Iterator[None]:
-        """Hold the inter-process lock of ``<kind>/<key>`` (an advisory ``flock`` on
-        ``.locks/<kind>-<key>.lock``; released when the holder exits, also by a crash). Without
-        ``fcntl`` (Windows) entries are not locked."""
-        if fcntl is None:
-            yield
-            return
-        path = self.root / ".locks" / f"{kind}-{key}.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a+b") as f:
-            try:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                log.info("cache entry %s/%s is being computed elsewhere: waiting", kind, key[:12])
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    def lock(self, kind: str, key: str) -> contextlib.AbstractContextManager:
+        """The inter-process lock of ``<kind>/<key>`` (:func:`wemem.io.file_lock` on
+        ``.locks/<kind>-<key>.lock``)."""
+        return file_lock(self.root / ".locks" / f"{kind}-{key}.lock", what=f"{kind}/{key[:12]}")
 
 
 def _log_access(kind: str, key: str) -> None:

@@ -210,6 +210,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="log progress")
     sub = p.add_subparsers(dest="command", required=True)
 
+    _add_reproduce(sub)
+    c = sub.add_parser("cache", help="check or clean the model cache")
+    csub = c.add_subparsers(dest="cache_command", required=True)
+    cv = csub.add_parser("verify", help="re-hash every entry; report corrupted or truncated ones")
+    cv.add_argument("--dir", default=None, help="cache folder (default: as the runs use)")
+    cv.add_argument("--fix", action="store_true", help="delete bad entries (they are recomputed)")
+    cv.set_defaults(func=_cmd_cache_verify)
+    cg = csub.add_parser("gc", help="remove entries no recorded run uses")
+    cg.add_argument("--dir", default=None)
+    cg.add_argument("--outputs", nargs="+", default=["outputs"], help="run folders to keep for")
+    cg.add_argument("--dry-run", action="store_true", help="list, remove nothing")
+    cg.add_argument("--drop-resume-points", action="store_true", help="also unfinished runs'")
+    cg.add_argument("--all", action="store_true", help="allow emptying the cache")
+    cg.set_defaults(func=_cmd_cache_gc)
+
+    m = sub.add_parser("manifest", help="check params/manifest.yaml; print or write the README map")
+    m.add_argument("--params", default="params")
+    m.add_argument("--notebooks", default="notebooks")
+    m.add_argument("--markdown", action="store_true", help="print the README map")
+    m.add_argument("--write-readme", action="store_true", help="rewrite the README map")
+    m.add_argument("--readme", default="README.md")
+    m.add_argument(
+        "--write-navigation",
+        action="store_true",
+        help="rewrite each notebook's navigation line (previous · overview · next) from the "
+        "manifest's notebook order",
+    )
+    m.add_argument(
+        "--refresh-minutes",
+        action="store_true",
+        help="rewrite run minutes: measured batches in --outputs, else the cost model",
+    )
+    m.add_argument("--outputs", default="outputs")
+    m.set_defaults(func=_cmd_manifest)
+
+    _add_data(sub)
+    return p
+
+
+def _add_reproduce(sub) -> None:
+    """``wemem reproduce``."""
     r = sub.add_parser("reproduce", help="run the notebooks of a profile with papermill")
     r.add_argument("--profile", default="cpu", help="cpu (default), tiny or paper")
     r.add_argument(
@@ -260,40 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.set_defaults(func=_cmd_reproduce)
 
-    c = sub.add_parser("cache", help="check or clean the model cache")
-    csub = c.add_subparsers(dest="cache_command", required=True)
-    cv = csub.add_parser("verify", help="re-hash every entry; report corrupted or truncated ones")
-    cv.add_argument("--dir", default=None, help="cache folder (default: as the runs use)")
-    cv.add_argument("--fix", action="store_true", help="delete bad entries (they are recomputed)")
-    cv.set_defaults(func=_cmd_cache_verify)
-    cg = csub.add_parser("gc", help="remove entries no recorded run uses")
-    cg.add_argument("--dir", default=None)
-    cg.add_argument("--outputs", nargs="+", default=["outputs"], help="run folders to keep for")
-    cg.add_argument("--dry-run", action="store_true", help="list, remove nothing")
-    cg.add_argument("--drop-resume-points", action="store_true", help="also unfinished runs'")
-    cg.add_argument("--all", action="store_true", help="allow emptying the cache")
-    cg.set_defaults(func=_cmd_cache_gc)
 
-    m = sub.add_parser("manifest", help="check params/manifest.yaml; print or write the README map")
-    m.add_argument("--params", default="params")
-    m.add_argument("--notebooks", default="notebooks")
-    m.add_argument("--markdown", action="store_true", help="print the README map")
-    m.add_argument("--write-readme", action="store_true", help="rewrite the README map")
-    m.add_argument("--readme", default="README.md")
-    m.add_argument(
-        "--write-navigation",
-        action="store_true",
-        help="rewrite each notebook's navigation line (previous · overview · next) from the "
-        "manifest's notebook order",
-    )
-    m.add_argument(
-        "--refresh-minutes",
-        action="store_true",
-        help="rewrite run minutes: measured batches in --outputs, else the cost model",
-    )
-    m.add_argument("--outputs", default="outputs")
-    m.set_defaults(func=_cmd_manifest)
-
+def _add_data(sub) -> None:
+    """``wemem data list|fetch|fixtures``."""
     d = sub.add_parser("data", help="list, fetch or write stand-ins of datasets")
     dsub = d.add_subparsers(dest="data_command", required=True)
     dl = dsub.add_parser("list", help="where each dataset is looked for, and whether it is there")
@@ -315,7 +325,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dx.add_argument("--only", nargs="+", default=None, metavar="NAME", help="datasets to write")
     dx.set_defaults(func=_cmd_data_fixtures)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:

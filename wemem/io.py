@@ -18,6 +18,7 @@ import datetime as dt
 import enum
 import hashlib
 import json
+import logging
 import math
 import os
 import tempfile
@@ -44,8 +45,44 @@ def _current_umask() -> int:
     return mask
 
 
+log = logging.getLogger(__name__)
+
 FILE_MODE = 0o666 & ~_current_umask()
 _CHUNK = 1 << 20
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike, *, what: str = "") -> Iterator[None]:
+    """Hold an exclusive advisory ``flock`` on ``path`` (created with its folder) inside the block;
+    released on exit, also when the holder dies. Without ``fcntl`` (Windows) nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("%s is being computed elsewhere: waiting", what or path.name)
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (the owner of a stale temp folder)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextlib.contextmanager

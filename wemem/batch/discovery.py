@@ -111,15 +111,10 @@ def discover_runs(
 ) -> list[RunSpec]:
     """List the runs of ``profile``, notebooks sorted by name, variants after the plain run.
 
-    Args:
-        profile: a folder of ``params_dir``, or ``cpu`` (which may have no folder).
-        only: fnmatch globs, comma-separated, on notebook stems (``"02_*"``), or on run ids when
-            a glob has a dot (``"06_*.cifar10_*"``: the params files ``<stem>.<variant>.yaml`` it
-            matches); ``None`` for all notebooks.
-
-    Raises:
-        ParamsError: unknown profile; ``only`` matches no notebook; a params file that names no
-            notebook, has a malformed variant, is not valid YAML or is not a mapping.
+    ``profile``: a folder of ``params_dir``, or ``cpu`` (which may have no folder). ``only``:
+    comma-separated fnmatch globs on stems (``"02_*"``) or, with a dot, on run ids
+    (``"06_*.cifar10_*"``); ``None`` for all. ParamsError: unknown profile; ``only`` matches
+    nothing; a params file that names no notebook, has a bad variant or is not a YAML mapping.
     """
     notebooks_dir, params_dir = Path(notebooks_dir), Path(params_dir)
     profiles = _profiles(params_dir)
@@ -132,11 +127,7 @@ def discover_runs(
     stems = [nb.stem for nb in notebooks]
     globs = [g.strip() for g in only.split(",")] if only is not None else []
     if only is not None:  # globs on stems, or on run ids (<stem>.<variant>) when they have a dot
-        notebooks = [
-            nb
-            for nb in notebooks
-            if any(fnmatch.fnmatchcase(nb.stem, g.partition(".")[0]) for g in globs)
-        ]
+        notebooks = [nb for nb in notebooks if _matches(nb.stem, globs, stem=True)]
         if not notebooks:
             raise ParamsError(
                 f"only={only!r} matches no notebook in {notebooks_dir}; "
@@ -186,14 +177,18 @@ def discover_runs(
                 )
             )
     if only is not None:
-
-        def wanted(run_id: str) -> bool:
-            return any(fnmatch.fnmatchcase(run_id, g if "." in g else f"{g}*") for g in globs)
-
-        runs = [r for r in runs if wanted(r.run_id)]
+        runs = [r for r in runs if _matches(r.run_id, globs, stem=False)]
         if not runs:
             raise ParamsError(f"only={only!r} matches no run of profile {profile!r}")
     return _in_manifest_order(runs, params_dir, profile)
+
+
+def _matches(name: str, globs: list[str], *, stem: bool) -> bool:
+    """Whether a notebook stem (``stem``) or a run id matches one of ``only``'s globs: a glob with
+    a dot is a run-id glob (its part before the dot selects stems), one without selects stems."""
+    if stem:
+        return any(fnmatch.fnmatchcase(name, g.partition(".")[0]) for g in globs)
+    return any(fnmatch.fnmatchcase(name, g if "." in g else f"{g}*") for g in globs)
 
 
 def _resources(path: Path | None, value: Any) -> dict:

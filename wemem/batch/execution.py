@@ -25,6 +25,7 @@ from typing import Any
 from wemem.batch.discovery import RunSpec
 from wemem.batch.provenance import environment, utc_now
 from wemem.errors import ParamsError
+from wemem.io import pid_alive
 from wemem.report.html import export_html
 from wemem.report.index import write_index
 from wemem.report.run_folder import atomic_write_text, to_jsonable
@@ -34,22 +35,12 @@ __all__ = ["check_executor", "publish_report", "run_notebook"]
 logger = logging.getLogger("wemem.batch.runner")  # the batch's one logger, as before the split
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _clean_stale(stem_dir: Path) -> None:
     """Remove temp folders of runs killed before they could clean up (their process is gone)."""
     for entry in sorted(stem_dir.iterdir()):
         kind, _, rest = entry.name.partition("-")
         run_name, _, pid = rest.rpartition("-")
-        if kind not in (".tmp", ".old") or not pid.isdigit() or _pid_alive(int(pid)):
+        if kind not in (".tmp", ".old") or not pid.isdigit() or pid_alive(int(pid)):
             continue
         final = stem_dir / run_name
         if kind == ".old" and not final.exists():
@@ -221,14 +212,11 @@ def run_notebook(
     ``output_dir`` (the absolute temp folder). ``timeout``: seconds per cell (``None``: no limit).
     ``executor``/``ray_address`` choose where independent trainings run (:mod:`wemem.experiment.executor`);
     ``fingerprint`` (:func:`wemem.batch.fingerprint.run_fingerprint`) is recorded in ``run.json`` with
-    the cache entries the run used (for ``wemem cache gc``).
-    On failure the executed notebook is copied to a fresh folder of the system temp dir (path
-    logged and added as a note to the exception), the temp folder is removed and the exception
-    re-raised; an earlier complete run of the same name stays untouched.
-
-    Returns:
-        ``{"stem", "run_name", "profile", "variant", "seconds", "out_dir", "report"}``;
-        ``seconds`` is the execution's wall time, ``out_dir`` and ``report`` are paths.
+    the cache entries the run used (for ``wemem cache gc``). On failure the executed notebook is
+    copied to a fresh folder of the system temp dir (path logged and added as a note to the
+    exception), the temp folder removed and the exception re-raised; an earlier complete run of the
+    same name stays untouched. Returns ``{"stem", "run_name", "profile", "variant", "seconds"
+    (wall time), "out_dir", "report"}``.
     """
     import papermill  # slow import
 

@@ -193,23 +193,16 @@ def reproduce(
     """Run every notebook of ``profile`` (optionally only stems matching ``only``), in the
     manifest's order, skipping runs that are unchanged since their last execution.
 
-    A run is skipped when its fingerprint (:mod:`wemem.batch.fingerprint`: notebook, params, the library
-    code it imports, upstream runs it reads) equals the one in its ``run.json`` and its outputs
-    exist; ``force=True`` runs everything. ``executor``: ``local`` or ``ray``
-    (:mod:`wemem.experiment.executor`), ``ray_address`` an existing Ray cluster (default: a local one).
-
-    All runs are validated before the first executes, so a bad params file writes nothing. Stops
-    at the first failing run (later notebooks may read what earlier ones cache). On success writes
-    ``outputs/reproduce-<profile>.json`` (per-run seconds, total wall seconds, environment); a
-    batch filtered by ``only`` or with skipped runs writes ``reproduce-<profile>.partial.json``, so
-    the full batch's measured total is never overwritten by a partial one. ``smoke``: every run
-    at smoke scale (:mod:`wemem.batch.smoke`), written under ``<outputs_root>/smoke/``. ``jobs``:
-    runs in flight at once (:mod:`wemem.batch.schedule`: dependency order, ``exclusive`` alone);
-    ``keep_going``: a failure does not stop the runs that do not need the failed one.
-
-    Returns:
-        the list of :func:`run_notebook` results.
-    """
+    A run is skipped when its fingerprint (:mod:`wemem.batch.fingerprint`) equals the one in its
+    ``run.json`` and its outputs exist; ``force=True`` runs everything. ``executor``: ``local``,
+    ``pool`` or ``ray`` (:mod:`wemem.experiment.executor`; ``ray_address``: an existing cluster).
+    All runs are validated before the first executes (a bad params file writes nothing); the
+    first failing run stops the batch. On success writes ``outputs/reproduce-<profile>.json``
+    (per-run seconds, total wall seconds, environment; ``.partial.json`` for a batch filtered by
+    ``only`` or with skipped runs). ``smoke``: every run at smoke scale (:mod:`wemem.batch.smoke`)
+    under ``<outputs_root>/smoke/``. ``jobs``: runs in flight at once (:mod:`wemem.batch.schedule`);
+    ``keep_going``: a failure does not stop the runs that do not need it. Returns the
+    :func:`run_notebook` results."""
     runs = _runs(profile, only, notebooks_dir, params_dir, smoke)
     validate_runs(runs)
     from wemem.batch.preflight import check_runs  # imports the datasets' registry: only here
@@ -241,23 +234,7 @@ def reproduce(
             skipped[spec.run_id] = _skipped(spec, outputs_root, record)
         else:
             todo.append(spec)
-    if (jobs > 1 and len(todo) > 1) or keep_going:
-        reports = outputs_root / "reports"
-        ran = schedule.run_parallel(
-            todo,
-            run_notebook,
-            lambda spec: {**kwargs(spec), "index": False},
-            jobs=jobs,
-            params_dir=params_dir,
-            on_done=lambda result: write_index(reports),
-            executor=executor,
-            keep_going=keep_going,
-        )
-    else:
-        ran = []
-        for i, spec in enumerate(todo, 1):
-            logger.info("[%d/%d] %s [%s]", i, len(todo), spec.stem, spec.run_name)
-            ran.append(run_notebook(spec, **kwargs(spec)))
+    ran = _execute(todo, kwargs, jobs=jobs, keep_going=keep_going, params_dir=params_dir)
     by_id = {**skipped, **{spec.run_id: r for spec, r in zip(todo, ran, strict=True)}}
     results = [by_id[spec.run_id] for spec in runs]
     total = time.perf_counter() - t0
@@ -275,6 +252,30 @@ def reproduce(
     )
     logger.info("%d runs in %.1f s; summary: %s", len(results), total, summary)
     return results
+
+
+def _execute(
+    todo: list[RunSpec], kwargs, *, jobs: int, keep_going: bool, params_dir: Path
+) -> list[dict[str, Any]]:
+    """Run ``todo`` (``run_notebook(spec, **kwargs(spec))``): one at a time, or with
+    :func:`wemem.batch.schedule.run_parallel` for ``jobs`` > 1 or ``keep_going``."""
+    if (jobs > 1 and len(todo) > 1) or keep_going:
+        reports = Path(kwargs(todo[0])["outputs_root"]) / "reports"
+        return schedule.run_parallel(
+            todo,
+            run_notebook,
+            lambda spec: {**kwargs(spec), "index": False},
+            jobs=jobs,
+            params_dir=params_dir,
+            on_done=lambda result: write_index(reports),
+            executor=kwargs(todo[0])["executor"],
+            keep_going=keep_going,
+        )
+    ran = []
+    for i, spec in enumerate(todo, 1):
+        logger.info("[%d/%d] %s [%s]", i, len(todo), spec.stem, spec.run_name)
+        ran.append(run_notebook(spec, **kwargs(spec)))
+    return ran
 
 
 def plan(

@@ -21,7 +21,7 @@ from wemem.attacks import run as run_attacks
 from wemem.attacks.metrics import tpr_at_fpr
 from wemem.attacks.suite import CLASSIFIER_ATTACKS, FAMILY, SENSITIVITY_ATTACKS
 from wemem.errors import ParamsError
-from wemem.experiment import executor
+from wemem.experiment import attack_cache, executor
 from wemem.experiment.executor import Request
 from wemem.experiment.keys import sensitivity_spec
 from wemem.experiment.outputs import ModelOutputs
@@ -253,7 +253,7 @@ def _submit_classifiers(
     seed: int,
 ) -> _ClassifierResults:
     """The classifier attacks' tables (see :func:`evaluate`): each attack model is read from the
-    cache (:func:`attack_spec`: the same inputs, seed and recipe were scored before, e.g. Base or a
+    cache (:func:`~wemem.experiment.attack_cache.attack_spec`: the same inputs, seed and recipe were scored before, e.g. Base or a
     grid setting in another notebook) or trained by one task (``local``: here, now)."""
     shadows = st.shadows
     if attack_train_max:
@@ -272,10 +272,10 @@ def _submit_classifiers(
             # LR ×0.1 at 50 % and 75 % of the epochs (none left for a one-epoch model)
             "milestones": tuple(m for m in (epochs // 2, (3 * epochs) // 4) if m >= 1),
         }
-        spec = attack_spec(call)
+        spec = attack_cache.attack_spec(call)
         entry = exp.cache.load("attack", exp.cache.key("attack", spec))
         if entry is not None:
-            cached[name] = _frame(entry)
+            cached[name] = attack_cache.frame_of(entry)
         else:
             todo.append((name, spec, call))
     pending = executor.submit_calls(run_attacks, [call for _, _, call in todo])
@@ -297,47 +297,9 @@ class _ClassifierResults:
         frames = dict(self.cached)
         for (name, spec, _), frame in zip(self.todo, self.pending.results(), strict=True):
             key = self.exp.cache.key("attack", spec)
-            self.exp.cache.save("attack", key, _entry(frame, name), spec)
+            self.exp.cache.save("attack", key, attack_cache.entry_of(frame, name), spec)
             frames[name] = frame
         return [frames[n] for n in self.costly]
-
-
-def attack_spec(call: dict) -> dict:
-    """Cache key spec of one classifier attack model's scores: the attack, a digest of exactly its
-    inputs (the victim's and the subsampled shadows' posteriors, labels and sensitivities), the
-    seed, the training recipe and where it trains (CPU and CUDA round differently)."""
-    from wemem.attacks.classifier import attack_device
-
-    h = hashlib.sha256()
-    for out in [call["victim"], *call["shadows"]]:
-        for field in ("probs_in", "labels_in", "probs_out", "labels_out", "sens_in", "sens_out"):
-            value = getattr(out, field)
-            arr = np.ascontiguousarray(np.asarray(value if value is not None else []))
-            h.update(f"{field}:{arr.dtype}:{arr.shape}".encode())
-            h.update(arr.tobytes())
-    (name,) = call["names"]
-    return {
-        "attack": name,
-        "inputs": h.hexdigest(),
-        "seed": int(call["seed"]),
-        "epochs": int(call["epochs"]),
-        "milestones": [int(m) for m in call["milestones"]],
-        "device": attack_device(None).type,
-    }
-
-
-def _entry(frame: pd.DataFrame, name: str) -> dict:
-    row = {k: (v.item() if hasattr(v, "item") else v) for k, v in frame.iloc[0].items()}
-    (fpr, tpr), (s_in, s_out) = frame.attrs["roc"][name], frame.attrs["scores"][name]
-    return {"row": row, "fpr": fpr, "tpr": tpr, "scores_in": s_in, "scores_out": s_out}
-
-
-def _frame(entry: dict) -> pd.DataFrame:
-    name = entry["row"]["attack"]
-    df = pd.DataFrame([entry["row"]])
-    df.attrs["roc"] = {name: (np.asarray(entry["fpr"]), np.asarray(entry["tpr"]))}
-    df.attrs["scores"] = {name: (np.asarray(entry["scores_in"]), np.asarray(entry["scores_out"]))}
-    return df
 
 
 def evaluate_stages(

@@ -22,6 +22,7 @@ from wemem.experiment.executor import Request
 from wemem.experiment.replicate import Experiment, ModelOutputs, pool_shadows
 from wemem.params import Settings
 from wemem.studies import verdicts as vd
+from wemem.studies.sparsity import layer_sizes, sparsity_reached
 
 log = logging.getLogger(__name__)
 
@@ -104,24 +105,13 @@ def _train(exp: Experiment, seed: int, bar) -> tuple[dict, dict, dict, list[dict
         iterative[role] = exp.pruned(role)
         for stage, run_ in (("one-shot", oneshot[role]), ("iterative", iterative[role])):
             where = {"seed": seed, "role": role, "stage": stage}
+            target, sizes = run_.summary["target_sparsity"], layer_sizes(run_.state)
             layers += [
-                {
-                    **where,
-                    "layer": k,
-                    "sparsity": f,
-                    "target": run_.summary["target_sparsity"],
-                    "weights": _weights(run_.state, k),
-                }
+                {**where, "layer": k, "sparsity": f, "target": target, "weights": sizes.get(k)}
                 for k, f in run_.summary["layer_sparsity"].items()
             ]
         bar.update(1)
     return dense, oneshot, iterative, layers
-
-
-def _weights(state: dict, layer: str) -> float:
-    """The number of weights of ``layer`` in a pruned state dict (NaN when it is not there)."""
-    w = state.get(f"{layer}.weight")
-    return float(w.numel()) if w is not None else float("nan")
 
 
 def _stages(exp: Experiment, dense: dict, oneshot: dict, iterative: dict) -> list[Stage]:
@@ -288,12 +278,10 @@ def checks(res: dict[str, pd.DataFrame], settings: Settings) -> dict:
     it = final_stages(attacks).query("stage == 'iterative'")
     g = _with_auc_se(it).groupby("seed")[["auc", "auc_se"]].mean()
     leak = vd.paired_decision(g["auc"] - 0.5, sampling_se=float(g["auc_se"].iloc[0]))
-    # 1 %, or the granularity of a small layer: each round prunes a whole number of its weights
-    # (one weight per round; width-1/16 DenseNet layers have 16 to 48 weights)
     rounds = np.where(layers.stage == "iterative", settings.pruning_rounds, 1)
-    tolerance = np.fmax(0.01, rounds / layers.get("weights", np.nan) + 1e-9)
+    weights = layers.get("weights", pd.Series(np.nan, index=layers.index)).astype(float)
     return {
-        "sparsity_reached": bool(((layers.sparsity - layers.target).abs() < tolerance).all()),
+        "sparsity_reached": sparsity_reached(layers.sparsity, layers.target, weights, rounds),
         "metrics_in_unit_interval": bool(
             np.isfinite(vals).all() and ((vals >= 0) & (vals <= 1)).all()
         ),
