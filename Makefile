@@ -40,7 +40,7 @@ smoke: kernel
 	rm -rf $(SMOKE_DIR)/cache outputs/smoke
 	$(VENV)/bin/wemem data fixtures $(SMOKE_DIR)/data
 	WEMEM_DATA=$(SMOKE_DIR)/data WEMEM_CACHE=$(SMOKE_DIR)/cache $(VENV)/bin/wemem -v reproduce \
-	  --profile $(SMOKE_PROFILE) --smoke --kernel $(KERNEL) --executor $(SMOKE_EXECUTOR) --jobs $(SMOKE_JOBS)
+	  --profile $(SMOKE_PROFILE) --smoke --kernel $(KERNEL) --executor $(SMOKE_EXECUTOR) --jobs $(SMOKE_JOBS) --keep-going
 
 test: install
 	$(PY) -m pytest -q

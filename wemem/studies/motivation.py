@@ -278,7 +278,7 @@ def checks(res: dict[str, pd.DataFrame], settings: Settings) -> dict:
     it = final_stages(attacks).query("stage == 'iterative'")
     g = _with_auc_se(it).groupby("seed")[["auc", "auc_se"]].mean()
     leak = vd.paired_decision(g["auc"] - 0.5, sampling_se=float(g["auc_se"].iloc[0]))
-    rounds = np.where(layers.stage == "iterative", settings.pruning_rounds, 1)
+    rounds = np.where(layers.get("stage", "iterative") == "iterative", settings.pruning_rounds, 1)
     weights = layers.get("weights", pd.Series(np.nan, index=layers.index)).astype(float)
     return {
         "sparsity_reached": sparsity_reached(layers.sparsity, layers.target, weights, rounds),
