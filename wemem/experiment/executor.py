@@ -6,9 +6,10 @@ and gets it from the content-addressed cache, training it on a miss. Before such
 library calls :func:`prefetch` with the list of independent trainings the loop is about to need
 (the victim's and every shadow's dense model, or their pruning runs with a defense, for every
 setting of a sweep). The classifier attacks of an evaluation, each seeded on its own, are
-trained through :func:`submit_calls` (one task per attack model), so a sweep keeps the workers busy
-with the attack models of several settings while this process loads the next one. With the ``local`` executor that is a no-op and the loop trains each model
-in turn; with ``ray`` every missing entry is trained by a Ray task that rebuilds the experiment
+trained through :func:`submit_calls` (one task per attack model), so a sweep keeps the workers
+busy with the attack models of several settings while this process loads the next one. With the
+``local`` executor that is a no-op and the loop trains each model in turn; with ``pool`` or
+``ray`` every missing entry is trained by a worker (or Ray task) that rebuilds the experiment
 from its settings and writes the entry to the shared cache, and the loop then only reads. The
 computation is the same function either way, so the results are identical (tested).
 
@@ -144,14 +145,6 @@ def submit_calls(fn, calls: list[dict[str, Any]]) -> Pending:
     refs = [task.remote(fn, kw) for kw in calls]
     log.info("ray: %d calls of %s submitted", len(calls), fn.__name__)
     return Pending(lambda: ray.get(refs))
-
-
-def map_calls(fn, calls: list[dict[str, Any]]) -> list:
-    """``[fn(**kw) for kw in calls]``: in this process (``local``), or in parallel (``pool``,
-    ``ray``; see :func:`submit_calls`), results in order. A single call runs in this process."""
-    if len(calls) < 2:
-        return [fn(**kw) for kw in calls]
-    return submit_calls(fn, calls).results()
 
 
 def _call(fn, kw: dict[str, Any]):
