@@ -24,7 +24,7 @@ def test_paper_runs_change_only_declared_sizes():
     scale = smoke.load(REPO / "params")
     runs = discover_runs("paper", notebooks_dir=REPO / "notebooks", params_dir=REPO / "params")
     assert len(runs) == 94
-    sizes = set(scale.sizes) | {k for v in scale.by_notebook.values() for k in v}
+    sizes = set(scale.sizes) | set(scale.caps) | {k for v in scale.by_notebook.values() for k in v}
     for spec in runs:
         small = scale.apply(spec)
         declared = notebook_parameters(spec.notebook)
@@ -38,6 +38,14 @@ def test_paper_runs_change_only_declared_sizes():
     sixes = [scale.apply(r) for r in runs if r.run_id == "06_baselines.cifar10_resnet18"]
     assert sixes[0].params["rsw_window"] == [500, 50]  # the authors' best window, unshrunk
     assert sixes[0].params["adv_modes"] == ["official", "nasr"]
+    # a capped size keeps its shape: the official 100 DP passes per epoch become 2, one pass stays
+    assert sixes[0].params["dp_passes_per_epoch"] == [2.0, 1.0]
+    assert sixes[0].smoke["dp_passes_per_epoch"] == [2.0, 1.0]
+
+
+def test_caps_lower_only_numbers_above_them():
+    assert smoke._capped([100.0, 1.0, 2], 2) == [2.0, 1.0, 2]
+    assert smoke._capped(7, 3) == 3 and smoke._capped(True, 0) is True
 
 
 def test_offline_data_is_shrunk_through_data_options():
@@ -53,6 +61,9 @@ def test_bad_smoke_file_is_one_clear_error(tmp_path):
         smoke.load(tmp_path)
     (tmp_path / "smoke.yaml").write_text("sizes: [1, 2]\n")
     with pytest.raises(ParamsError, match="'sizes' must be a mapping"):
+        smoke.load(tmp_path)
+    (tmp_path / "smoke.yaml").write_text("caps: {dp_passes_per_epoch: many}\n")
+    with pytest.raises(ParamsError, match="caps.dp_passes_per_epoch must be a number"):
         smoke.load(tmp_path)
     (tmp_path / "smoke.yaml").write_text("size: {n: 1}\n")
     with pytest.raises(ParamsError, match="expected a mapping with keys"):

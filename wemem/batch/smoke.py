@@ -20,16 +20,18 @@ from wemem.errors import ParamsError
 
 SMOKE_FILE = "smoke.yaml"
 SMOKE_DIR = "smoke"
-_KEYS = {"sizes", "by_notebook", "data_options"}
+_KEYS = {"sizes", "caps", "by_notebook", "data_options"}
 
 
 @dataclasses.dataclass(frozen=True)
 class SmokeScale:
-    """The overrides of ``params/smoke.yaml``: ``sizes`` for every notebook, ``by_notebook``
+    """The overrides of ``params/smoke.yaml``: ``sizes`` for every notebook, ``caps`` (a size
+    kept as the run has it up to the cap: a number, or each number of a list), ``by_notebook``
     (stem → sizes, over ``sizes``) and ``data_options`` (offline dataset → options merged into a
     run's ``data_options``)."""
 
     sizes: dict[str, Any]
+    caps: dict[str, Any]
     by_notebook: dict[str, dict[str, Any]]
     data_options: dict[str, dict[str, Any]]
     source: Path
@@ -40,6 +42,9 @@ class SmokeScale:
         wanted = {**self.sizes, **self.by_notebook.get(spec.stem, {})}
         out = {k: v for k, v in wanted.items() if k in declared}
         current = {**notebook_defaults(spec.notebook), **spec.params}
+        for key, cap in self.caps.items():
+            if key in declared and key not in out and key in current:
+                out[key] = _capped(current[key], cap)
         dataset = current.get("dataset")
         if "data_options" in declared and dataset in self.data_options:
             options = current.get("data_options") or {}
@@ -50,6 +55,15 @@ class SmokeScale:
         """``spec`` at smoke scale (its overrides recorded in ``smoke``)."""
         changed = self.overrides(spec)
         return dataclasses.replace(spec, params={**spec.params, **changed}, smoke=changed)
+
+
+def _capped(value: Any, cap: float) -> Any:
+    """``value`` with every number above ``cap`` lowered to it (a number or a list of numbers)."""
+    if isinstance(value, (list, tuple)):
+        return [_capped(v, cap) for v in value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > cap:
+        return type(value)(cap)
+    return value
 
 
 def load(params_dir: Path = Path("params")) -> SmokeScale:
@@ -65,12 +79,19 @@ def load(params_dir: Path = Path("params")) -> SmokeScale:
         raise ParamsError(f"{path}: expected a mapping with keys {', '.join(sorted(_KEYS))}")
     parts = {k: data.get(k) or {} for k in _KEYS}
     for key, value in parts.items():
-        nested = key != "sizes"
+        nested = key not in ("sizes", "caps")
         if not isinstance(value, dict) or (
             nested and not all(isinstance(v, dict) for v in value.values())
         ):
             kind = "a mapping of names to mappings" if nested else "a mapping"
             raise ParamsError(f"{path}: {key!r} must be {kind}")
+    bad = [
+        k
+        for k, v in parts["caps"].items()
+        if isinstance(v, bool) or not isinstance(v, (int, float))
+    ]
+    if bad:
+        raise ParamsError(f"{path}: caps.{bad[0]} must be a number (the largest value a run keeps)")
     return SmokeScale(source=path, **parts)
 
 
