@@ -14,17 +14,26 @@ from wemem.data.fixtures import write_fixtures
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: Cheap runs that together cover every dataset and architecture of the paper profile (the
-#: defenses run in the tiny-profile notebook tests; every run of the profile runs in `make smoke`).
-#: Grid notebooks (03-07, 09-11) at smoke scale take minutes per run on 2 cores: not here yet.
+#: One run per notebook, the cheapest that together cover every dataset, architecture and
+#: defense of the paper profile (06 compares all of them: Base, PPB, ADV in both modes, DP-SGD at
+#: the capped official passes and one pass, RelaxLoss, RSW, RMR, SWMR); 12 builds the paper's
+#: tables from whatever ran. Every run of the profile runs in `make smoke`.
 SAMPLE = [
     "00_overview",
     "01_memorization_scores.cifar10_densenet121",
     "01_memorization_scores.cifar100_resnet18",
     "02_motivation.cinic10_vgg16bn",
     "02_motivation.texas100_fc",
+    "03_defense_rsw.location30_fc",
     "04_defense_rmr.location30_fc",
+    "05_defense_swmr.location30_fc",
+    "06_baselines.location30_fc",
+    "07_dpsgd_opacus.location30_fc",
     "08_attacks.purchase100_fc",
+    "09_pruning_approaches.location30_fc",
+    "10_time_cost.location30_fc",
+    "11_autotune.location30_fc",
+    "12_paper_tables",
 ]
 
 
@@ -67,6 +76,10 @@ def test_sample_covers_every_dataset_and_architecture():
         "densenet121",
         "fc",
     }
+    stems = {rid.partition(".")[0] for rid in SAMPLE}
+    assert stems == {nb.stem for nb in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
+    sixes = runs["06_baselines.location30_fc"].params  # every defense, each mode beside
+    assert sixes["adv_modes"] == ["official", "nasr"] and len(sixes["dp_passes_per_epoch"]) == 2
 
 
 def test_each_sampled_run_executes_at_smoke_scale(smoke_sample):

@@ -251,3 +251,29 @@ def test_checks_fail_on_a_missing_claim_key_and_a_failed_run_check(tmp_path):
     missing = pt.claim_keys(runs)
     assert ("02_motivation", "cpu", "claims.iterative_gt_dense") in missing
     assert pt.checks(runs) == {"every_claim_key_found": False, "every_run_passed_its_checks": False}
+
+
+def test_settings_of_a_variant_only_profile_and_the_unreproduced_numbers(tmp_path):
+    # the paper profile has no plain run of 02/04/08/09: its settings rows read a variant's
+    _write(tmp_path, "02_motivation", "paper-texas100_fc", {"settings": {"pruning_rate": 0.6}})
+    _write(tmp_path, "04_defense_rmr", "paper-cifar10_densenet121", RMR)
+    runs = pt.collect(tmp_path, "paper")
+    table = pt.paper_vs_reproduced(runs, "paper")
+    rate = table[table.quantity == "main pruning rate"].iloc[0]
+    assert rate.reproduced == 0.6 and rate.run == "02_motivation/paper-texas100_fc"
+    assert rate.notes == pt.SETTING
+    missing = pt.unreproduced(table)
+    assert set(missing.columns) >= {"artefact", "quantity", "run", "why"}
+    why = missing.set_index(["quantity", "setting", "paper data & model"]).why
+    assert why[("pruning iterations", "", "all")] == "the run has no value for it"
+    assert why[("test accuracy", "λr=0.01", "cifar10/densenet121")] == "the run has no value for it"
+    assert why[("test accuracy", "Base", "cifar100/densenet121")] == "no run on cifar100/densenet121"
+    assert (missing.why == "not run").any()  # 08, 09, 10 did not run
+    assert not pt.checks(runs, table)["every_covered_paper_number_reproduced"]
+    # every covered number present: the check holds, whatever did not run
+    covered = table.notes.isin([pt.SAME, pt.SETTING])
+    full = table.assign(reproduced=table.reproduced.where(~covered, 0.5))
+    assert pt.checks(runs, full)["every_covered_paper_number_reproduced"]
+    assert pt.counts(full, pt.claims_summary(runs, "paper"))["unreproduced"] == len(
+        pt.unreproduced(full)
+    )
