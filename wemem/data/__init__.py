@@ -7,6 +7,7 @@ Usage::
     members = pool.x[splits.victim.train]  # (n_members, 600) rows of the training pool P
 """
 
+from wemem.data.checks import check_format
 from wemem.data.download import fetch
 from wemem.data.fixtures import write_fixtures
 from wemem.data.noise import apply_label_noise
@@ -21,6 +22,7 @@ __all__ = [
     "Pool",
     "Splits",
     "apply_label_noise",
+    "check_format",
     "data_root",
     "fetch",
     "is_available",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 POOL_TEST_SIZE = 0.2
 _CACHE_VERSION = 1
 TEXAS_SUFFIXES = ("", ".txt")
+#: Lines of a text file that the format checks (``check_texas``, ``check_purchase``) read.
+HEAD_ROWS = 5
 
 
 def split_pool(n: int, *, seed: int) -> tuple[np.ndarray, int]:
@@ -126,22 +129,78 @@ def load_purchase(root: str | Path | None = None, *, pool_seed: int) -> RawPool:
     return _pool(x, y, pool_seed=pool_seed)
 
 
-def load_location(root: str | Path | None = None, *, pool_seed: int) -> RawPool:
-    """Location30: ``data_complete.npz`` with keys ``x`` (N x 446, 0/1) and ``y`` (1..30)."""
+def _check_head(path: Path, *, width: int, classes: int, what: str) -> None:
+    """The first :data:`HEAD_ROWS` lines of a comma-separated file: ``width`` values each, 0/1,
+    except a first one that is a label in 1..``classes`` when ``classes`` (0: no label column).
+
+    Raises DataFormatError naming ``path`` and the line."""
+    with open(path, "rb") as f:
+        lines = [f.readline(4 * width + 64) for _ in range(HEAD_ROWS)]
+    lines = [line for line in lines if line]
+    if not lines:
+        raise DataFormatError(f"{path}: empty; expected {what}")
+    for lineno, line in enumerate(lines, 1):
+        values = [v.strip() for v in line.split(b",")]
+        if len(values) != width:
+            raise DataFormatError(
+                f"{path}: line {lineno} has {len(values)} values; expected {what}"
+            )
+        head = values[0].decode("ascii", "replace")
+        if classes and not (head.isdigit() and 1 <= int(head) <= classes):
+            raise DataFormatError(f"{path}: line {lineno} starts with {head!r}; expected {what}")
+        bad = next((v for v in values[int(classes > 0) :] if v not in (b"0", b"1")), None)
+        if bad is not None:
+            raise DataFormatError(
+                f"{path}: line {lineno} holds {bad.decode('ascii', 'replace')!r}; expected {what}"
+            )
+
+
+def check_texas(root: str | Path | None = None) -> None:
+    """Cheap check of Texas100: the first lines of ``feats`` and ``labels`` (see _check_head)."""
+    info = DATASETS["texas100"]
+    folder = require_files("texas100", root, suffixes=TEXAS_SUFFIXES)
+    feats, labels = (resolve_file(folder, rel, suffixes=TEXAS_SUFFIXES) for rel in info.files)
+    _check_head(labels, width=1, classes=info.num_classes, what="one label in 1..100 a line")
+    width = info.input_shape[0]
+    _check_head(feats, width=width, classes=0, what=f"{width} comma-separated 0/1 a line")
+
+
+def check_purchase(root: str | Path | None = None) -> None:
+    """Cheap check of Purchase100: the first lines of ``purchase100.txt`` (see _check_head)."""
+    info = DATASETS["purchase100"]
+    folder = require_files("purchase100", root)
+    width = info.input_shape[0]
+    what = f"a label in 1..100, then {width} comma-separated 0/1, a line"
+    _check_head(folder / info.files[0], width=width + 1, classes=info.num_classes, what=what)
+
+
+def _read_location(root: str | Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """Location30's checked features and 0-based labels."""
     info = DATASETS["location30"]
     folder = require_files("location30", root)
     path = folder / info.files[0]
     verify_sums(folder, info.files)
     try:
         with np.load(path, allow_pickle=False) as f:
-            missing = {"x", "y"} - set(f.files)
-            if missing:
-                raise DataFormatError(f"{path}: keys {sorted(f.files)}; expected 'x' and 'y'")
-            x, y_raw = f["x"], f["y"]
-    except (OSError, ValueError) as exc:
+            keys = sorted(f.files)
+            x, y_raw = (f[k] if k in keys else None for k in ("x", "y"))
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise DataFormatError(f"{path}: not a readable .npz archive ({exc})") from exc
+    if x is None or y_raw is None:
+        raise DataFormatError(f"{path}: keys {keys}; expected 'x' and 'y'")
     y = check_labels(y_raw.reshape(-1), num_classes=info.num_classes, offset=1, source=path)
     _check_features(x, width=info.input_shape[0], n_rows=len(y), source=path)
+    return x, y
+
+
+def check_location(root: str | Path | None = None) -> None:
+    """Location30's whole check (its file is small): sha256, keys, shapes, labels."""
+    _read_location(root)
+
+
+def load_location(root: str | Path | None = None, *, pool_seed: int) -> RawPool:
+    """Location30: ``data_complete.npz`` with keys ``x`` (N x 446, 0/1) and ``y`` (1..30)."""
+    x, y = _read_location(root)
     return _pool(x, y, pool_seed=pool_seed)
 
 
