@@ -275,3 +275,16 @@ def test_cuda_sensitivity_is_full_fp32_and_attacks_run():
     for kind in ("nn", "samia", "shokri"):
         s_in, _ = attack(kind, scenario(True, 300), seed=0, epochs=1, device="cuda")
         assert np.isfinite(s_in).all()
+
+
+def test_samia_scores_do_not_depend_on_the_scoring_batch():
+    # samia_attack scores SCORE_BATCH samples at a time: each score is the same as in one batch
+    from wemem.attacks import samia
+    from wemem.attacks.classifier import member_proba
+
+    torch.manual_seed(0)
+    model = SAMIA(30).eval()
+    x = np.random.default_rng(0).random((samia.SCORE_BATCH * 3 + 5, 90)).astype(np.float32)
+    whole = member_proba(model, x, batch_size=len(x))
+    chunked = member_proba(model, x, batch_size=samia.SCORE_BATCH)
+    assert np.array_equal(whole, chunked)

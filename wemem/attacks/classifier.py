@@ -245,16 +245,20 @@ def train_and_score(
     *,
     seed: int = 0,
     device: str | torch.device | None = None,
+    score_batch_size: int = 8192,
     **train: Any,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Train on shadow member / non-member features ``(n, d)``; return the victim's member
-    probabilities ``(scores_in (n_in,), scores_out (n_out,))``."""
+    probabilities ``(scores_in (n_in,), scores_out (n_out,))``, scored ``score_batch_size`` at a
+    time (eval mode: each sample's score does not depend on the others in its batch)."""
     feats = np.concatenate([shadow_in, shadow_out])
     member = np.concatenate(
         [np.ones(len(shadow_in), np.int64), np.zeros(len(shadow_out), np.int64)]
     )
     model = train_attack_model(build, feats, member, seed=seed, device=device, **train)
-    scores = member_proba(model, np.concatenate([target_in, target_out]))
+    scores = member_proba(
+        model, np.concatenate([target_in, target_out]), batch_size=score_batch_size
+    )
     return scores[: len(target_in)], scores[len(target_in) :]
 
 
