@@ -20,7 +20,7 @@ SMOKE_DIR ?= .smoke
 SMOKE_EXECUTOR ?= local
 SMOKE_JOBS ?= 2
 
-.PHONY: reproduce smoke test lab install kernel lint clean
+.PHONY: reproduce smoke test test-slow lab install kernel lint clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ smoke: kernel
 
 test: install
 	$(PY) -m pytest -q
+
+# the longer end-to-end checks (Ray clusters, a batch killed and rerun): .ci/run runs them after `test`
+test-slow: install
+	$(PY) -m pytest -q -m slow
 
 lab: kernel
 	$(VENV)/bin/jupyter lab notebooks/

@@ -47,6 +47,10 @@ def tiny_batch(tmp_path_factory, _isolated_env):
 
     out = tmp_path_factory.mktemp("outputs")
     results = runner.reproduce(
-        "tiny", outputs_root=out, notebooks_dir=ROOT / "notebooks", params_dir=ROOT / "params"
+        "tiny",
+        outputs_root=out,
+        notebooks_dir=ROOT / "notebooks",
+        params_dir=ROOT / "params",
+        jobs=2,  # two runs at once, in dependency order (make test runs on 2 cores)
     )
     return out, results

@@ -36,7 +36,8 @@ def _untimed(obj):
     return obj
 
 
-@pytest.mark.parametrize("other", ["pool", "ray"])
+# Ray starts a local cluster (about 30-70 s on 2 cores): `make test-slow`, which .ci/run also runs
+@pytest.mark.parametrize("other", ["pool", pytest.param("ray", marks=pytest.mark.slow)])
 def test_parallel_experiment_equals_local(other, tiny_settings, tmp_path, monkeypatch):
     if other == "ray":
         pytest.importorskip("ray")
@@ -74,6 +75,7 @@ def test_parallel_experiment_equals_local(other, tiny_settings, tmp_path, monkey
         assert np.array_equal(a.probs_in, b.probs_in) and np.array_equal(a.probs_out, b.probs_out)
 
 
+@pytest.mark.slow
 def test_reproduce_with_ray_gives_the_local_metrics(tmp_path, monkeypatch):
     pytest.importorskip("ray")
     metrics = {}

@@ -120,6 +120,7 @@ def _unfinished_after_a_finished(root: Path) -> bool:
     return False
 
 
+@pytest.mark.slow  # a batch killed and rerun end to end: `make test-slow`
 def test_sigkill_mid_batch_then_rerun_loses_nothing(tmp_path, tiny_settings):
     base = {**tiny_settings.to_dict(), "finetune_epochs": 3, "pruning_rounds": 5, "memscore_models": 4,
             "memscore_epochs": 2}  # fmt: skip
