@@ -13,6 +13,7 @@ An entry of another format (an old pickle) is stale and recomputed, never unpick
 Location: ``settings.cache_dir``, else ``$WEMEM_CACHE``, else ``.wemem_cache/`` at the repository
 root, else ``~/.cache/wemem/cache``. Kinds: ``dense``, ``pruned`` (a pruning run: final model,
 per-round outputs, summary), ``round`` (its resume point), ``memscores``, ``sensitivity``,
+``alias`` (a pruning run with the same window schedule: :func:`wemem.experiment.stages.prune`),
 ``attack`` (one attack model's scores, keyed on its inputs: ``experiment.attack_cache``).
 
 Reachability: with ``$WEMEM_CACHE_LOG`` set, every entry loaded or saved is appended to that file

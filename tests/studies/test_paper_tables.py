@@ -267,7 +267,9 @@ def test_settings_of_a_variant_only_profile_and_the_unreproduced_numbers(tmp_pat
     why = missing.set_index(["quantity", "setting", "paper data & model"]).why
     assert why[("pruning iterations", "", "all")] == "the run has no value for it"
     assert why[("test accuracy", "λr=0.01", "cifar10/densenet121")] == "the run has no value for it"
-    assert why[("test accuracy", "Base", "cifar100/densenet121")] == "no run on cifar100/densenet121"
+    assert (
+        why[("test accuracy", "Base", "cifar100/densenet121")] == "no run on cifar100/densenet121"
+    )
     assert (missing.why == "not run").any()  # 08, 09, 10 did not run
     assert not pt.checks(runs, table)["every_covered_paper_number_reproduced"]
     # every covered number present: the check holds, whatever did not run

@@ -62,6 +62,9 @@ WINDOW_ORDER: dict[str, str] = {
     "swmr_h2l": "H2L",
     "swmr_l2h": "L2H",
 }
+#: Settings of a window defense that act on training only through the hooks' ``epoch_indices``
+#: (ranking and window): pruning runs whose window schedules agree train alike (stages.prune).
+WINDOW_SETTINGS = ("order", "width", "step", "mode", "seed")
 #: The defenses of :data:`wemem.names.DEFENSES` that this module builds.
 WEMEM_DEFENSES = ("base", "rsw_h2l", "rsw_l2h", "rmr", "swmr_h2l", "swmr_l2h", "random_window")
 #: Values of the optional settings when omitted.
@@ -323,6 +326,7 @@ class DefenseParts:
     spec: dict[str, Any]
     hooks_factory: Callable[[], Hooks]
     report: Callable[[], dict] | None = None
+    window: tuple[str, ...] = ()  # spec keys of WINDOW_SETTINGS (window defenses only)
 
 
 def needs_memscores(name: str) -> bool:
@@ -352,4 +356,5 @@ def defense_parts(name: str, settings: Mapping[str, Any], context: DefenseContex
     scores = context.memscores()
     factory = make_hooks_factory(name, scores=scores, labels=context.labels(), **settings)
     digest = hashlib.sha256(scores.tobytes()).hexdigest()
-    return DefenseParts({**spec, "memscores": digest}, factory)
+    window = tuple(k for k in WINDOW_SETTINGS if k in spec) if name in WINDOW_ORDER else ()
+    return DefenseParts({**spec, "memscores": digest}, factory, window=window)

@@ -226,6 +226,7 @@ class Experiment:
             hooks_factory=parts.hooks_factory,
             defense_spec=parts.spec,
             defense_report=parts.report,
+            window=parts.window,
             use_cache=use_cache,
         )
 

@@ -8,10 +8,13 @@ Both read and write the experiment's cache under the keys of :mod:`wemem.experim
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from typing import Protocol
 
+import numpy as np
+import torch
 from torch import nn
 
 from wemem.cache import Cache, payload_type
@@ -136,6 +139,7 @@ def prune(
     hooks_factory: Callable[[], Hooks] = Hooks,
     defense_spec: dict | None = None,
     defense_report: Callable[[], dict] | None = None,
+    window: tuple[str, ...] = (),
     use_cache: bool = True,
 ) -> PrunedRun:
     """Prune the role's dense model iteratively (or one-shot) with a defense, cached
@@ -146,6 +150,12 @@ def prune(
     (optional) is called after pruning; its dict is stored in the summary under ``"defense"``
     (e.g. DP-SGD's ε). ``use_cache=False`` retrains and overwrites the entry (the time-cost
     notebook measures uncached runs).
+
+    ``window`` names the keys of ``defense_spec`` that act on training only through the hooks'
+    ``epoch_indices`` (a window defense's ranking and window). A cached run whose window
+    schedule on this role's training rows is the same (:func:`window_schedule_spec`; at smoke
+    scale every window wider than the largest class) is the same training: its entry is reused,
+    its summary marked ``same_training_as``, and nothing is retrained.
     """
     s = exp.settings
     approach = approach or s.pruning_approach
@@ -154,8 +164,12 @@ def prune(
     spec = exp.pruned_spec(role, one_shot, approach, rate, defense, defense_spec)
     key = exp.cache.key("pruned", spec)
     points = ResumePoints(exp.cache, key, rounds)
+    alias = window_schedule_spec(exp, role, spec, hooks_factory, window) if use_cache else None
 
     def compute() -> dict:
+        same = _same_training(exp.cache, alias)
+        if same is not None:
+            return same
         return _prune_run(
             exp,
             role,
@@ -174,6 +188,8 @@ def prune(
         entry, hit = compute(), False
         exp.cache.save("pruned", key, entry, spec)
     points.drop()
+    if alias is not None and not exp.cache.contains("alias", exp.cache.key("alias", alias)):
+        exp.cache.save("alias", exp.cache.key("alias", alias), {"key": key}, alias)
     log.info("%s pruned model (%s)", role, "cache" if hit else "trained")
     return PrunedRun(
         final=entry["final"],
@@ -181,6 +197,43 @@ def prune(
         summary=entry["summary"],
         state=entry["state"],
     )
+
+
+def window_schedule_spec(
+    exp: Replicate,
+    role: str,
+    spec: dict,
+    hooks_factory: Callable[[], Hooks],
+    window: tuple[str, ...],
+) -> dict | None:
+    """The pruning run's key spec with its window settings replaced by the sha256 of the window
+    schedule they give on the role's training rows (every fine-tuning epoch's indices, up to the
+    first empty window and its stop reason), or ``None`` without window settings."""
+    if not window:
+        return None
+    hooks, rows = hooks_factory(), torch.as_tensor(exp.split(role).train, dtype=torch.long)
+    schedule = hashlib.sha256()
+    for epoch in range(exp.settings.finetune_epochs):
+        idx = hooks.epoch_indices(epoch, rows)
+        schedule.update(np.asarray(idx.cpu(), dtype=np.int64).tobytes() + b"|")
+        if len(idx) == 0:
+            schedule.update(hooks.empty_reason(epoch).encode())
+            break
+    defense = {k: v for k, v in spec["defense_spec"].items() if k not in window}
+    return {**spec, "defense_spec": {**defense, "window_schedule": schedule.hexdigest()}}
+
+
+def _same_training(cache: Cache, alias: dict | None) -> dict | None:
+    """The cached entry of a pruning run with the same window schedule, or ``None``."""
+    if alias is None:
+        return None
+    target = cache.load("alias", cache.key("alias", alias))
+    entry = cache.load("pruned", target["key"]) if target is not None else None
+    if entry is None:
+        return None
+    log.info("same window schedule as pruned/%s: its training is reused", target["key"][:12])
+    entry["summary"] = {**entry["summary"], "same_training_as": target["key"]}
+    return entry
 
 
 def _prune_run(

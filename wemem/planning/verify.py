@@ -24,9 +24,10 @@ from wemem.planning.entries import canonical
 from wemem.planning.workload import planned_entries
 
 #: Entries a run writes but that are no models: a pruning run's resume points, dropped when it ends,
-#: and the scores of classifier attack models (keyed on their inputs; a plan counts the attack
-#: models as work, not as entries).
-TRANSIENT = ("round", "attack")
+#: the scores of classifier attack models (keyed on their inputs; a plan counts the attack models
+#: as work, not as entries), and the pointers from a window schedule to the pruning run that
+#: trained it (stages.prune; a plan counts every window setting's training: an upper bound).
+TRANSIENT = ("round", "attack", "alias")
 #: Plans that cannot be exact, and why (the benchmark prints it beside their differences).
 APPROXIMATE = {
     "11_autotune": "the plan takes the first candidates as each rung's survivors and the first "
