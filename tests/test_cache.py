@@ -244,3 +244,116 @@ def test_an_entry_missed_by_two_processes_is_computed_once(tmp_path):
         hits = list(pool.map(_compute_slowly, [str(tmp_path / "c")] * 2, [str(marker)] * 2))
     assert marker.read_text().count("computed") == 1
     assert sorted(hits) == [0, 1]  # one computed it, the other waited and read it
+
+
+# ----------------------------------------------------------------------------- damaged entries
+
+_MALFORMED = {
+    "not JSON": "{not json",
+    "a JSON array": "[]",
+    "a JSON string": '"x"',
+    "a JSON number": "3",
+    "JSON null": "null",
+    "an empty object": "{}",
+    "too deeply nested": "[" * 100_000 + "]" * 100_000,
+}
+
+
+def _damaged_sidecars(info: dict) -> dict[str, str]:
+    """Sidecar texts that must make the entry of ``info`` corrupted."""
+    bad = dict(_MALFORMED)
+    for name in ("kind", "key", "spec", "sha256"):
+        bad[f"no {name}"] = json.dumps({k: v for k, v in info.items() if k != name})
+    for name, value in (("sha256", 5), ("spec", []), ("format", "2"), ("kind", None)):
+        bad[f"{name} of the wrong type"] = json.dumps({**info, name: value})
+    bad["another entry's"] = json.dumps({**info, "key": "cd" * 32})
+    return bad
+
+
+def _one_entry(root: Path) -> tuple[Cache, str, Path, Path]:
+    c = Cache(root)
+    key = c.key("dense", {"k": 1})
+    c.save("dense", key, {"w": np.arange(3)}, {"k": 1})
+    return c, key, *c._paths("dense", key)
+
+
+def test_every_malformed_sidecar_is_a_corrupted_entry(tmp_path, caplog, monkeypatch):
+    import wemem.cache as wcache
+
+    _, _, _, meta = _one_entry(tmp_path / "probe")
+    cases = _damaged_sidecars(json.loads(meta.read_text()))
+    monkeypatch.setattr(wcache, "_CORRUPTED", [])
+    for i, (what, text) in enumerate(cases.items()):
+        c, key, payload, meta = _one_entry(tmp_path / f"c{i}")
+        name = f"dense/{key}"
+        meta.write_text(text)
+        assert c.contains("dense", key), what  # present; the load decides
+        assert verify(c.root)["corrupted"] == [name], what
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="wemem.cache"):
+            assert c.load("dense", key) is None, what
+        assert "removing it and recomputing" in caplog.text, what
+        assert not payload.exists() and not meta.exists(), what
+        assert wcache.corrupted_entries()[-1][0] == name, what
+        obj, hit = c.get_or_compute("dense", {"k": 1}, lambda: {"w": np.zeros(1)})
+        assert not hit and obj["w"].tolist() == [0.0], what
+
+        meta.write_text(text)  # verify --fix removes it too
+        assert verify(c.root, fix=True)["corrupted"] == [name], what
+        assert verify(c.root) == {"ok": [], "corrupted": [], "incomplete": [], "stray": []}
+    assert len(wcache.corrupted_entries()) == len(cases)
+
+
+def test_the_cli_reports_and_fixes_a_malformed_sidecar(tmp_path, capsys):
+    from wemem import cli
+
+    c, key, _, meta = _one_entry(tmp_path / "cache")
+    meta.write_text("[]")
+    args = ["cache", "verify", "--dir", str(c.root)]
+    assert cli.main(args) == 1
+    assert "corrupted (found): 1" in capsys.readouterr().out
+    assert cli.main([*args, "--fix"]) == 0
+    assert cli.main(args) == 0
+    assert "0 entries ok" in capsys.readouterr().out
+
+
+def test_a_same_length_byte_flip_is_found(tmp_path):
+    c, key, payload, _ = _one_entry(tmp_path)
+    data = bytearray(payload.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    payload.write_bytes(bytes(data))
+    assert verify(tmp_path)["corrupted"] == [f"dense/{key}"]
+    assert c.load("dense", key) is None and not payload.exists()
+
+
+def test_verify_of_a_missing_folder_is_an_error(tmp_path, capsys):
+    from wemem import cli
+    from wemem.errors import WememError
+
+    with pytest.raises(WememError, match="not a folder"):
+        verify(tmp_path / "nowhere")
+    assert cli.main(["cache", "verify", "--dir", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nowhere is not a folder" in err
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_corrupted_entry_is_recorded_for_the_run(tmp_path, monkeypatch):
+    import wemem.cache as wcache
+
+    monkeypatch.setattr(wcache, "_CORRUPTED", [])
+    monkeypatch.setenv("WEMEM_CACHE_LOG", str(tmp_path / "access.log"))
+    monkeypatch.setenv("WEMEM_CACHE_EVENTS", str(tmp_path / "events.log"))
+    c, key, payload, _ = _one_entry(tmp_path / "cache")
+    payload.write_bytes(payload.read_bytes()[:-1])
+    c.get_or_compute("dense", {"k": 1}, lambda: {"w": np.zeros(1)})
+    reason = "is corrupted (its payload's sha256 differs)"
+    assert wcache.corrupted_entries() == [(f"dense/{key}", reason)]
+    assert (tmp_path / "events.log").read_text() == f"corrupted dense/{key} {reason}\n"
+    assert wcache.read_access_log(tmp_path / "access.log") == [f"dense/{key}"]
+
+    monkeypatch.delenv("WEMEM_CACHE_EVENTS")
+    payload.write_bytes(b"")
+    assert c.load("dense", key) is None
+    assert len(wcache.corrupted_entries()) == 2
+    assert (tmp_path / "events.log").read_text().count("\n") == 1

@@ -18,7 +18,10 @@ per-round outputs, summary), ``round`` (its resume point), ``memscores``, ``sens
 
 Reachability: with ``$WEMEM_CACHE_LOG`` set, every entry loaded or saved is appended to that file
 as ``<kind>/<key>``; the runner records the list in ``run.json``, so :func:`gc` removes what no
-recorded run uses. :func:`verify` re-hashes every payload.
+recorded run uses. :func:`verify` re-hashes every payload. A load that finds an entry corrupted
+(digest mismatch, not plain data, malformed sidecar) warns, removes it (it is recomputed) and
+records it: :func:`corrupted_entries` lists those of this process; with ``$WEMEM_CACHE_EVENTS``
+set, a line ``corrupted <kind>/<key> <reason>`` is also appended to that file.
 """
 
 from __future__ import annotations
@@ -38,10 +41,12 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from wemem.errors import WememError
 from wemem.io import atomic_write_bytes as _atomic_write
 from wemem.io import digest, file_lock, file_sha256
 
 log = logging.getLogger(__name__)
+_CORRUPTED: list[tuple[str, str]] = []  # what loads found corrupted: see corrupted_entries()
 
 #: Bump an entry kind's version when the code that computes it changes meaning.
 VERSIONS = {"dense": 1, "pruned": 1, "round": 1, "outputs": 1, "attack": 1}
@@ -73,11 +78,8 @@ def payload_type(cls: T | None = None, *, name: str | None = None) -> Any:
         if not (isinstance(c, type) and dataclasses.is_dataclass(c)):
             raise TypeError(f"payload_type: {c!r} is not a dataclass")
         n = name or c.__qualname__
-        other = _TYPES.get(n)
-        if other is not None and (other.__module__, other.__qualname__) != (
-            c.__module__,
-            c.__qualname__,
-        ):
+        other = _TYPES.get(n, c)
+        if (other.__module__, other.__qualname__) != (c.__module__, c.__qualname__):
             raise ValueError(
                 f"payload_type: name {n!r} is taken by {other.__module__}.{other.__qualname__}"
             )
@@ -118,9 +120,7 @@ def encode(obj: Any) -> Any:
             f"cache payload: dataclass {type(obj).__qualname__} is not registered; decorate it "
             "with @wemem.cache.payload_type"
         )
-    raise TypeError(
-        f"cache payload: cannot store a {type(obj).__module__}.{type(obj).__qualname__}"
-    )
+    raise TypeError(f"cache payload: cannot store {type(obj).__module__}.{type(obj).__qualname__}")
 
 
 def _encode_array(a: np.ndarray) -> dict:
@@ -180,9 +180,8 @@ def decode(obj: Any) -> Any:
         fields = {k: decode(v) for k, v in obj["fields"].items()}
         init = {f.name for f in dataclasses.fields(cls) if f.init}
         out = cls(**{k: v for k, v in fields.items() if k in init})
-        for k, v in fields.items():
-            if k not in init:
-                object.__setattr__(out, k, v)
+        for k in fields.keys() - init:
+            object.__setattr__(out, k, fields[k])
         return out
     raise ValueError(f"cache payload: unknown tag {tag!r}")
 
@@ -210,13 +209,22 @@ def default_cache_dir(configured: str = "") -> Path:
     return Path.home() / ".cache" / "wemem" / "cache"
 
 
-def _sidecar(meta: Path) -> dict | None:
-    """A sidecar's content, or ``None`` when it is unreadable."""
+def _sidecar(meta: Path, kind: str, key: str) -> tuple[dict | None, str]:
+    """``(content, "")`` of the sidecar of ``<kind>/<key>``, or ``(None, why)`` when it is not a
+    readable JSON object of the fields below (``format``: absent in format 1) or names another."""
     try:
         info = json.loads(meta.read_text())
-    except (OSError, ValueError):
-        return None
-    return info if isinstance(info, dict) else None
+    except (OSError, ValueError, RecursionError) as e:
+        return None, f"has an unreadable sidecar ({type(e).__name__})"
+    if not isinstance(info, dict):
+        return None, f"has a sidecar that is a JSON {type(info).__name__}, not an object"
+    info.setdefault("format", 1)
+    for field, typ in {"kind": str, "key": str, "spec": dict, "sha256": str, "format": int}.items():
+        if not isinstance(info.get(field), typ):
+            return None, f"has a sidecar whose {field!r} is missing or not of type {typ.__name__}"
+    if (info["kind"], info["key"]) != (kind, key):
+        return None, f"has the sidecar of {info['kind']}/{info['key'][:12]}"
+    return info, ""
 
 
 class Cache:
@@ -226,9 +234,8 @@ class Cache:
         self.root = Path(root)
 
     def key(self, kind: str, spec: dict) -> str:
-        return digest(
-            {"kind": kind, "version": VERSIONS.get(kind, 1), "format": FORMAT, "spec": spec}
-        )
+        version = VERSIONS.get(kind, 1)
+        return digest({"kind": kind, "version": version, "format": FORMAT, "spec": spec})
 
     def _paths(self, kind: str, key: str) -> tuple[Path, Path]:
         d = self.root / kind / key[:2]
@@ -241,30 +248,28 @@ class Cache:
         payload, meta = self._paths(kind, key)
         if not (payload.exists() and meta.exists()):
             return None
-        info = _sidecar(meta)
-        if info is not None and info.get("format") != FORMAT:
-            log.warning(
-                "cache entry %s/%s is stale: written in cache format %s, this code reads format "
-                "%s; it is not loaded and will be recomputed",
-                kind,
-                key[:12],
-                info.get("format", 1),
-                FORMAT,
-            )
+        info, why = _sidecar(meta, kind, key)
+        if info is None:
+            return self._refuse(kind, key, why)
+        if info["format"] != FORMAT:
+            why = f"written in cache format {info['format']}, this code reads {FORMAT}"
+            log.warning("cache entry %s/%s is stale (%s): recomputed", kind, key[:12], why)
             return None
         data = payload.read_bytes()
-        if info is None or hashlib.sha256(data).hexdigest() != info.get("sha256"):
-            return self._refuse(kind, key, "is corrupted")
+        if hashlib.sha256(data).hexdigest() != info["sha256"]:
+            return self._refuse(kind, key, "is corrupted (its payload's sha256 differs)")
         try:
             obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001 - whatever the unpickler refuses, the entry is bad
             return self._refuse(kind, key, f"is not plain data ({type(e).__name__}: {e})")
-        _log_access(kind, key)
+        _append("WEMEM_CACHE_LOG", f"{kind}/{key}")
         return decode(obj)
 
     def _refuse(self, kind: str, key: str, why: str) -> None:
         log.warning("cache entry %s/%s %s; removing it and recomputing", kind, key[:12], why)
         self.drop(kind, key)
+        _CORRUPTED.append((f"{kind}/{key}", " ".join(why.split())))
+        _append("WEMEM_CACHE_EVENTS", f"corrupted {' '.join(_CORRUPTED[-1])}")
         return None
 
     def contains(self, kind: str, key: str) -> bool:
@@ -273,8 +278,8 @@ class Cache:
         payload, meta = self._paths(kind, key)
         if not (payload.exists() and meta.exists()):
             return False
-        info = _sidecar(meta)
-        return info is None or info.get("format") == FORMAT
+        info, _ = _sidecar(meta, kind, key)
+        return info is None or info["format"] == FORMAT
 
     def drop(self, kind: str, key: str) -> None:
         """Remove an entry if present."""
@@ -288,15 +293,10 @@ class Cache:
         torch.save(encode(obj), buf)
         data = buf.getvalue()
         _atomic_write(payload, data)
-        info = {
-            "kind": kind,
-            "key": key,
-            "format": FORMAT,
-            "spec": spec,
-            "sha256": hashlib.sha256(data).hexdigest(),
-        }
+        sha = hashlib.sha256(data).hexdigest()
+        info = {"kind": kind, "key": key, "format": FORMAT, "spec": spec, "sha256": sha}
         _atomic_write(meta, json.dumps(info, sort_keys=True, indent=1, default=str).encode())
-        _log_access(kind, key)
+        _append("WEMEM_CACHE_LOG", f"{kind}/{key}")
 
     def get_or_compute(self, kind: str, spec: dict, compute: Callable[[], Any]) -> tuple[Any, bool]:
         """Return ``(object, hit)``; on a miss run ``compute()`` under the entry's :meth:`lock` (a
@@ -319,28 +319,30 @@ class Cache:
         return file_lock(self.root / ".locks" / f"{kind}-{key}.lock", what=f"{kind}/{key[:12]}")
 
 
-def _log_access(kind: str, key: str) -> None:
-    path = os.environ.get("WEMEM_CACHE_LOG")
+def _append(env: str, line: str) -> None:
+    """Append ``line`` to the file named by ``$<env>``, if set."""
+    path = os.environ.get(env)
     if path:
         with open(path, "a", encoding="utf-8") as f:  # one short line: atomic with O_APPEND
-            f.write(f"{kind}/{key}\n")
+            f.write(line + "\n")
+
+
+def corrupted_entries() -> list[tuple[str, str]]:
+    """``(<kind>/<key>, reason)`` of each corrupted entry a load in this process found and removed."""
+    return list(_CORRUPTED)
 
 
 def read_access_log(path: Path) -> list[str]:
     """The distinct ``<kind>/<key>`` entries recorded in an access log, sorted."""
-    if not Path(path).exists():
-        return []
-    return sorted({line.strip() for line in Path(path).read_text().splitlines() if line.strip()})
+    lines = Path(path).read_text().splitlines() if Path(path).exists() else []
+    return sorted({line.strip() for line in lines if line.strip()})
 
 
 def entries(root: Path) -> dict[str, dict[str, Path | None]]:
     """Every ``<kind>/<key>`` under ``root`` → its ``payload`` and ``meta`` paths (``None``: missing);
     stray files (temp files of an interrupted write) under ``"stray"``."""
     found: dict[str, dict[str, Path | None]] = {}
-    root = Path(root)
-    if not root.is_dir():
-        return found
-    for path in sorted(root.glob("*/*/*")):
+    for path in sorted(Path(root).glob("*/*/*")):
         kind = path.parent.parent.name
         if path.suffix in (".pt", ".json") and len(path.stem) == 64 and "." not in path.stem:
             slot = found.setdefault(f"{kind}/{path.stem}", {"payload": None, "meta": None})
@@ -356,8 +358,10 @@ def verify(root: Path, *, fix: bool = False) -> dict[str, list[str]]:
     Returns ``{"ok": [...], "corrupted": [...], "incomplete": [...], "stray": [...]}`` of entry
     names (``corrupted``: digest mismatch, e.g. a truncated file; ``incomplete``: payload or sidecar
     missing; ``stray``: leftover temp files). ``fix=True`` deletes everything not ``ok`` (the next
-    run recomputes it).
+    run recomputes it). A ``root`` that is not a folder raises :class:`WememError`.
     """
+    if not Path(root).is_dir():
+        raise WememError(f"cache verify: {root} is not a folder (no cache there to verify)")
     report: dict[str, list[str]] = {"ok": [], "corrupted": [], "incomplete": [], "stray": []}
     for name, paths in entries(root).items():
         if name == "stray":
@@ -367,11 +371,8 @@ def verify(root: Path, *, fix: bool = False) -> dict[str, list[str]]:
             report["incomplete"].append(name)
             bad = [p for p in paths.values() if p is not None]
         else:
-            try:
-                want = json.loads(paths["meta"].read_text())["sha256"]
-            except (ValueError, KeyError):
-                want = None
-            ok = file_sha256(paths["payload"]) == want
+            info, _ = _sidecar(paths["meta"], *name.split("/"))
+            ok = info is not None and file_sha256(paths["payload"]) == info["sha256"]
             report["ok" if ok else "corrupted"].append(name)
             bad = [] if ok else list(paths.values())
         if fix:
@@ -389,9 +390,7 @@ def gc(root: Path, reachable: set[str], *, dry_run: bool = False) -> tuple[list[
     for name, paths in entries(root).items():
         if name != "stray" and name in reachable:
             continue
-        for p in paths.values():
-            if p is None:
-                continue
+        for p in filter(None, paths.values()):
             freed += p.stat().st_size
             if not dry_run:
                 p.unlink(missing_ok=True)

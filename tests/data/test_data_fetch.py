@@ -7,9 +7,13 @@ nothing here touches the network.
 from __future__ import annotations
 
 import hashlib
+import http.server
 import io
 import shutil
+import socket
 import tarfile
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +21,7 @@ import pytest
 
 import wemem.data.download as fetch_mod
 from wemem.data import fetch, load_pool
-from wemem.errors import DataFormatError, ParamsError
+from wemem.errors import DataFormatError, DatasetMissingError, ParamsError
 
 
 def make_tgz(path: Path, members: dict[str, bytes]) -> Path:
@@ -150,3 +154,200 @@ def test_offline_sets_need_nothing(name: str, tmp_path, monkeypatch) -> None:
 def test_unknown_name(tmp_path) -> None:
     with pytest.raises(ParamsError, match="allowed"):
         fetch("imagenet", root=tmp_path)
+
+
+# ----------------------------------------------------------------------------- failures, offline
+# Local servers on 127.0.0.1 (ephemeral ports) play the broken sites; the timeouts are lowered so
+# each failure shows within about a second.
+
+NETWORK_SETS = ["cifar10", "cifar100", "cinic10", "texas100", "purchase100", "location30"]
+
+
+@pytest.fixture
+def quick(monkeypatch):
+    """Short timeouts; returns a function that points a dataset's URL at ``base``."""
+    monkeypatch.setattr(fetch_mod, "CONNECT_TIMEOUT", 1.0)
+    monkeypatch.setattr(fetch_mod, "READ_TIMEOUT", 0.5)
+    monkeypatch.setattr(fetch_mod, "DEADLINE", 2.0)
+
+    def point(name: str, base: str) -> str:
+        url = f"{base}/{fetch_mod.URLS[name].rsplit('/', 1)[1]}"
+        monkeypatch.setitem(fetch_mod.URLS, name, url)
+        return url
+
+    return point
+
+
+@pytest.fixture
+def silent_server():
+    """A TCP server that accepts every connection and never sends a byte."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.05)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except TimeoutError:
+                pass
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for s in [*held, server]:
+        s.close()
+
+
+class _Site(http.server.BaseHTTPRequestHandler):
+    """``/missing/...``: 404; ``/truncated/...``: half the body it announces; ``/drip/...``: one
+    byte every 50 ms; anything else: the whole body."""
+
+    body = b""
+
+    def do_GET(self) -> None:
+        mode = self.path.split("/")[1]
+        if mode == "missing":
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        if mode == "truncated":
+            self.wfile.write(self.body[: len(self.body) // 2])
+        elif mode == "drip":
+            for i in range(len(self.body)):
+                self.wfile.write(self.body[i : i + 1])
+                self.wfile.flush()
+                time.sleep(0.05)
+        else:
+            self.wfile.write(self.body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        pass  # a client that gave up (drip) breaks the pipe; that is the point
+
+
+@pytest.fixture
+def site():
+    """An HTTP server on 127.0.0.1; set ``site.body`` to what it serves."""
+    handler = type("Handler", (_Site,), {"body": b"x" * 2000})
+    server = _Server(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    server.base = f"http://127.0.0.1:{server.server_address[1]}"
+    server.handler = handler
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _fails(name: str, root: Path, error: type, match: str) -> str:
+    """Fetch ``name``; assert it fails quickly with a one-line ``error`` and leaves no folder."""
+    start = time.monotonic()
+    with pytest.raises(error, match=match) as info:
+        fetch(name, root=root)
+    assert time.monotonic() - start < 3
+    message = str(info.value)
+    assert "\n" not in message
+    assert (
+        message.startswith(f"{name}: fetch failed: ") and "To fetch by hand: download " in message
+    )
+    assert not root.exists()
+    return message
+
+
+@pytest.mark.parametrize("name", NETWORK_SETS)
+def test_a_server_that_never_answers_times_out(name, tmp_path, quick, silent_server) -> None:
+    if name.startswith("cifar"):
+        import torchvision.datasets  # noqa: F401 - imported here so the clock measures the fetch
+    url = quick(name, silent_server)
+    message = _fails(name, tmp_path / "data", DatasetMissingError, "sent nothing for 0.5 s")
+    assert url in message
+
+
+@pytest.mark.parametrize("name", ["cifar10", "purchase100", "location30"])
+def test_a_refused_connection_fails_at_once(name, tmp_path, quick) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as s:
+        port = s.getsockname()[1]  # closed again: nobody listens there
+    quick(name, f"http://127.0.0.1:{port}")
+    _fails(name, tmp_path / "data", DatasetMissingError, "refused the connection")
+
+
+@pytest.mark.parametrize("name", ["cifar10", "purchase100", "location30"])
+def test_a_truncated_download_fails_and_leaves_nothing(name, tmp_path, quick, site) -> None:
+    quick(name, f"{site.base}/truncated")
+    _fails(name, tmp_path / "data", DatasetMissingError, "truncated: got 1000 of 2000 bytes")
+
+
+def test_an_http_error_fails(tmp_path, quick, site) -> None:
+    quick("cinic10", f"{site.base}/missing")
+    _fails("cinic10", tmp_path / "data", DatasetMissingError, "HTTP 404")
+
+
+def test_a_download_past_the_deadline_fails(tmp_path, quick, site, monkeypatch) -> None:
+    monkeypatch.setattr(fetch_mod, "DEADLINE", 0.3)
+    quick("location30", f"{site.base}/drip")
+    _fails("location30", tmp_path / "data", DatasetMissingError, "0.3 s deadline")
+
+
+def test_a_dns_failure_fails(tmp_path, quick, monkeypatch) -> None:
+    def unknown(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unknown)
+    quick("texas100", "http://no-such-host.invalid")
+    _fails("texas100", tmp_path / "data", DatasetMissingError, "cannot resolve host")
+
+
+def test_a_cifar_archive_with_the_wrong_md5_is_refused(tmp_path, quick, site) -> None:
+    quick("cifar10", f"{site.base}/whole")
+    _fails("cifar10", tmp_path / "data", DataFormatError, "md5 differs")
+
+
+def test_a_failure_keeps_a_folder_it_did_not_create(tmp_path, quick, silent_server) -> None:
+    folder = tmp_path / "data" / "purchase100"
+    folder.mkdir(parents=True)
+    (folder / "notes.txt").write_text("mine")
+    quick("purchase100", silent_server)
+    with pytest.raises(DatasetMissingError, match="sent nothing"):
+        fetch("purchase100", root=tmp_path / "data")
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]  # no partial file, no temp folder
+
+
+def test_the_cli_prints_one_line(tmp_path, quick, silent_server, capsys) -> None:
+    from wemem import cli
+
+    quick("location30", silent_server)
+    assert cli.main(["data", "fetch", "location30", "--root", str(tmp_path / "data")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("wemem: error: location30: fetch failed: ")
+    assert not (tmp_path / "data").exists()
+
+
+def test_cifar_archive_is_md5_checked_and_extracted(tmp_path, quick, site, monkeypatch) -> None:
+    from torchvision.datasets import CIFAR10
+
+    batches = {f"b{i}": f"batch {i}".encode() for i in range(3)}
+    md5s = {n: hashlib.md5(b).hexdigest() for n, b in batches.items()}
+    archive = make_tgz(
+        tmp_path / "c.tgz", {f"cifar-10-batches-py/{n}": b for n, b in batches.items()}
+    )
+    site.handler.body = archive.read_bytes()
+    monkeypatch.setattr(CIFAR10, "train_list", [["b0", md5s["b0"]]])
+    monkeypatch.setattr(CIFAR10, "test_list", [["b1", md5s["b1"]]])
+    monkeypatch.setattr(CIFAR10, "meta", {"filename": "b2", "key": "k", "md5": md5s["b2"]})
+    monkeypatch.setattr(CIFAR10, "tgz_md5", hashlib.md5(site.handler.body).hexdigest())
+    quick("cifar10", f"{site.base}/whole")
+    folder = fetch("cifar10", root=tmp_path / "data")
+    assert sorted(p.name for p in (folder / "cifar-10-batches-py").iterdir()) == ["b0", "b1", "b2"]
+    assert [p.name for p in folder.iterdir()] == ["cifar-10-batches-py"]  # no archive left
+    site.handler.body = b""
+    fetch("cifar10", root=tmp_path / "data")  # complete: nothing downloaded
