@@ -22,7 +22,7 @@ def test_validate_coerces_and_freezes():
     [
         ({"epochs": 3}, ["unknown parameter 'epochs'", "max_epochs"]),
         ({"dataset": "mnist"}, ["'dataset'", "'mnist'", "cifar10", "synthetic"]),
-        ({"pruning_rate": 1.5}, ["'pruning_rate'", "1.5", "[0.0, 1.0]"]),
+        ({"pruning_rate": 1.5}, ["'pruning_rate'", "1.5", "(0.0, 1.0)"]),
         ({"arch": 3}, ["'arch'", "expected a string"]),
         ({"n_shadows": 0}, ["'n_shadows'", "range"]),
         ({"seeds": []}, ["'seeds'", "non-empty list"]),
@@ -36,6 +36,51 @@ def test_bad_values_name_the_field_and_allowed(bad, words):
         params.validate(bad)
     for w in words:
         assert w in str(e.value)
+
+
+@pytest.mark.parametrize("rate", [0, 0.0, 1, 1.0, -0.1])
+def test_pruning_rate_is_in_the_open_interval(rate):
+    """0 prunes nothing and 1 removes every weight: both are refused before anything trains."""
+    with pytest.raises(ParamsError) as e:
+        params.validate({"pruning_rate": rate})
+    assert str(e.value) == (
+        f"parameter 'pruning_rate' = {float(rate)!r}: allowed range is (0.0, 1.0)"
+    )
+
+
+@pytest.mark.parametrize("rate", [0.5, 1e-6, 0.999])
+def test_pruning_rate_inside_the_interval_is_accepted(rate):
+    assert params.validate({"pruning_rate": rate}).pruning_rate == rate
+
+
+@pytest.mark.parametrize(
+    "key, interval",
+    [
+        ("pruning_rate", "(0.0, 1.0)"),
+        ("lr", "(0.0, 10.0]"),
+        ("weight_decay", "[0.0, 10.0]"),
+        ("label_noise", "[0.0, 0.99]"),
+        ("member_fraction", "(0.0, 1.0]"),
+        ("width", "(0.0, 16.0]"),
+        ("memscore_ratio", "(0.0, 0.99]"),
+    ],
+)
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_nan_and_infinity_are_refused_in_every_range(key, interval, value):
+    with pytest.raises(ParamsError) as e:
+        params.validate({key: value})
+    assert str(e.value) == (f"parameter '{key}' = {value!r}: must be a finite number in {interval}")
+
+
+def test_infinity_in_an_integer_field_is_not_an_integer():
+    with pytest.raises(ParamsError, match="'max_epochs' = inf: expected an integer"):
+        params.validate({"max_epochs": float("inf")})
+
+
+def test_every_float_field_has_a_range():
+    """The finite check lives in the range check: a float field without a range would take NaN."""
+    floats = [k for k, t in params._TYPES.items() if t is float]
+    assert floats and all("range" in params.FIELDS[k].metadata for k in floats)
 
 
 def test_settings_from_namespace_ignores_other_names():

@@ -9,6 +9,7 @@ naming the key, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +29,10 @@ def _choice(*allowed: Any) -> dict:
     return {"allowed": allowed}
 
 
-def _range(lo: float | None, hi: float | None, *, lo_open: bool = False) -> dict:
-    return {"range": (lo, hi, lo_open)}
+def _range(
+    lo: float | None, hi: float | None, *, lo_open: bool = False, hi_open: bool = False
+) -> dict:
+    return {"range": (lo, hi, lo_open, hi_open)}
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,8 @@ class Settings:
     patience: int = field(default=5, metadata=_range(0, 10_000))
     # pruning (spec §4.2, §4.3)
     pruning_approach: str = field(default="l1_unstructured", metadata=_choice(*APPROACHES))
-    pruning_rate: float = field(default=0.6, metadata=_range(0.0, 1.0))
+    # the fraction of the remaining weights each round removes: 0 prunes nothing, 1 everything
+    pruning_rate: float = field(default=0.6, metadata=_range(0.0, 1.0, lo_open=True, hi_open=True))
     pruning_rounds: int = field(default=5, metadata=_range(1, 100))
     finetune_epochs: int = field(default=21, metadata=_range(1, 10_000))
     # memorization scores (spec §3): estimator and its budget
@@ -135,12 +139,22 @@ def _coerce(key: str, value: Any) -> Any:
         allowed = ", ".join(map(str, meta["allowed"]))
         raise ParamsError(f"parameter '{key}' = {value!r}: allowed values are {allowed}")
     if "range" in meta:
-        lo, hi, lo_open = meta["range"]
-        low_bad = lo is not None and (value <= lo if lo_open else value < lo)
-        if low_bad or (hi is not None and value > hi):
-            left = "(" if lo_open else "["
-            raise ParamsError(f"parameter '{key}' = {value!r}: allowed range is {left}{lo}, {hi}]")
+        _check_range(key, value, *meta["range"])
     return value
+
+
+def _check_range(
+    key: str, value: float, lo: float | None, hi: float | None, lo_open: bool, hi_open: bool
+) -> None:
+    """Raise unless ``value`` is finite and in the interval. No field allows NaN or infinity:
+    NaN compares false with every bound and would pass the bounds checks below."""
+    interval = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+    if not math.isfinite(value):
+        raise ParamsError(f"parameter '{key}' = {value!r}: must be a finite number in {interval}")
+    low_bad = lo is not None and (value <= lo if lo_open else value < lo)
+    high_bad = hi is not None and (value >= hi if hi_open else value > hi)
+    if low_bad or high_bad:
+        raise ParamsError(f"parameter '{key}' = {value!r}: allowed range is {interval}")
 
 
 def validate(params: Mapping[str, Any]) -> Settings:
@@ -177,15 +191,73 @@ def settings_table(settings: Settings):
     )
 
 
-def load_params_file(path: str | Path) -> dict[str, Any]:
-    """Read a YAML params file into a mapping (``ParamsError`` when it is not one)."""
+class _DuplicateKeyError(Exception):
+    def __init__(self, key: Any, first: int, second: int):
+        super().__init__(key, first, second)
+        self.key, self.first, self.second = key, first, second
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``SafeLoader`` that refuses a key written twice in one mapping (PyYAML keeps the last one
+    silently). Keys brought in by a merge (``<<: *anchor``) may still be overridden."""
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                line = key_node.start_mark.line + 1
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key: the base constructor reports it
+                    continue
+                if first is not None:
+                    raise _DuplicateKeyError(key, first, line)
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line for a YAML syntax error: its problem and line."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if problem and mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(exc).split())
+
+
+EMPTY_PARAMS = "empty params file; write `{}` to run the notebook's defaults"
+
+
+def load_params_file(
+    path: str | Path,
+    *,
+    expected: str = "a mapping of parameter: value",
+    empty: str = EMPTY_PARAMS,
+) -> dict[str, Any]:
+    """Read a YAML file of parameters strictly: the one loader of ``params/`` files (params files,
+    ``manifest.yaml``, ``smoke.yaml``).
+
+    Raises:
+        ParamsError, one line naming ``path``: not valid YAML; a key written twice in one mapping
+        (at any depth; both lines named); a file that is empty or only comments (``empty``
+        says what to write instead); a top level that is not a mapping (``expected`` says what is
+        allowed).
+    """
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ParamsError(f"{path}: not valid YAML ({e})") from e
-    if not isinstance(data, dict):
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
+    except _DuplicateKeyError as e:
         raise ParamsError(
-            f"{path}: expected a mapping of parameter: value, got {type(data).__name__}"
-        )
+            f"{path}: key {e.key!r} appears twice (lines {e.first} and {e.second}); "
+            "a key may appear once per mapping"
+        ) from None
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path}: not valid YAML: {_yaml_problem(e)}") from None
+    if data is None:
+        raise ParamsError(f"{path}: {empty}")
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: expected {expected}, got {type(data).__name__}: {data!r:.60}")
     return data

@@ -77,7 +77,7 @@ def test_discover_variants_only_and_cpu_defaults(tmp_path):
         {
             "tiny/00_hello.yaml": "n: 2\n",
             "tiny/00_hello.wide.yaml": "n: 9\n",
-            "tiny/00_hello.long-run.yaml": "",
+            "tiny/00_hello.long-run.yaml": "{}\n",
             "paper/01_fail.yaml": "{}\n",
         },
     )
@@ -160,8 +160,8 @@ def test_validate_reports_every_problem(tmp_path):
         {
             "tiny/00_hello.yaml": "output_dir: /elsewhere\n",
             "tiny/02_untagged.yaml": "x: 2\n",
-            "tiny/03_lacks.yaml": "",
-            "tiny/04_bad_syntax.yaml": "",
+            "tiny/03_lacks.yaml": "{}\n",
+            "tiny/04_bad_syntax.yaml": "{}\n",
             "tiny/05_tricky.yaml": "d: {a: 2}\nn: 4\ny: 0\n",
         },
     )
@@ -315,7 +315,7 @@ def test_interrupted_swap_is_restored(tmp_path, monkeypatch):
 
 
 def test_reproduce_full_batch_writes_summary_with_variants(tmp_path, monkeypatch):
-    params = _params(tmp_path, {"tiny/00_hello.yaml": "n: 1\n", "tiny/00_hello.wide.yaml": ""})
+    params = _params(tmp_path, {"tiny/00_hello.yaml": "n: 1\n", "tiny/00_hello.wide.yaml": "{}\n"})
     monkeypatch.setattr(papermill, "execute_notebook", _fake_execute())
     root = tmp_path / "outputs"
     results = reproduce("tiny", outputs_root=root, notebooks_dir=NOTEBOOKS, params_dir=params)

@@ -17,11 +17,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from wemem.batch import manifest
 from wemem.batch.parameters_cell import read_parameters_cell
 from wemem.errors import ParamsError
+from wemem.params import load_params_file
 
 logger = logging.getLogger("wemem.batch.runner")
 
@@ -85,17 +84,7 @@ def _profiles(params_dir: Path) -> list[str]:
 
 
 def _load_params(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ParamsError(
-            f"{path}: expected a mapping of parameter to value, got {type(data).__name__}: "
-            f"{data!r:.60}"
-        )
+    data = load_params_file(path)
     bad = [k for k in data if not isinstance(k, str)]
     if bad:
         raise ParamsError(f"{path}: parameter names must be strings, got {bad[0]!r}")

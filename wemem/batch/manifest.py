@@ -13,12 +13,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from wemem.errors import ParamsError
+from wemem.params import load_params_file
 
 FILE = "manifest.yaml"
 HARDWARE = ("cpu", "gpu")
+_SHAPE = "two mappings, 'notebooks' and 'profiles'"
 MAP_START, MAP_END = "<!-- manifest-map:start -->", "<!-- manifest-map:end -->"
 
 
@@ -75,12 +75,13 @@ def load(params_dir: Path = Path("params")) -> Manifest:
     path = Path(params_dir) / FILE
     if not path.exists():
         raise _fail(path, "no run manifest; every profile's runs are listed there")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise _fail(path, f"not valid YAML: {exc}") from None
+    data = load_params_file(
+        path,
+        expected=_SHAPE,
+        empty=f"empty manifest; expected {_SHAPE} (every profile's runs are listed there)",
+    )
     if not isinstance(data.get("notebooks"), dict) or not isinstance(data.get("profiles"), dict):
-        raise _fail(path, "expected two mappings, 'notebooks' and 'profiles'")
+        raise _fail(path, f"expected {_SHAPE}")
     notebooks = {}
     for stem, entry in data["notebooks"].items():
         keys = {"reproduces", "needs", "produces"}

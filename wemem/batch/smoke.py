@@ -13,10 +13,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from wemem.batch.discovery import RunSpec, notebook_defaults, notebook_parameters
 from wemem.errors import ParamsError
+from wemem.params import load_params_file
 
 SMOKE_FILE = "smoke.yaml"
 SMOKE_DIR = "smoke"
@@ -71,12 +70,12 @@ def load(params_dir: Path = Path("params")) -> SmokeScale:
     path = Path(params_dir) / SMOKE_FILE
     if not path.is_file():
         raise ParamsError(f"--smoke: {path} not found; it lists the sizes a smoke run overrides")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict) or set(data) - _KEYS:
-        raise ParamsError(f"{path}: expected a mapping with keys {', '.join(sorted(_KEYS))}")
+    shape = f"a mapping with keys {', '.join(sorted(_KEYS))}"
+    data = load_params_file(
+        path, expected=shape, empty=f"empty smoke file; expected {shape} (`{{}}`: no overrides)"
+    )
+    if set(data) - _KEYS:
+        raise ParamsError(f"{path}: expected {shape}")
     parts = {k: data.get(k) or {} for k in _KEYS}
     for key, value in parts.items():
         nested = key not in ("sizes", "caps")
