@@ -174,3 +174,24 @@ def test_dry_run_prints_a_cost_table_for_the_paper_profile(capsys, monkeypatch, 
         assert device_class in out
     assert "total:" in out and not (tmp_path / "out").exists()  # nothing written
     assert sorted(p.name for p in (REPO / "outputs").iterdir()) == before
+
+
+def test_a_corrupted_cache_entry_a_run_recomputes_is_in_its_run_json(batch, tmp_path, monkeypatch):
+    kw, calls, nbs, params = batch
+    store = wcache.Cache(tmp_path / "cache")
+    key = store.key("dense", {"n": 1})
+    store.save("dense", key, {"w": 1}, {"n": 1})
+    payload, _ = store._paths("dense", key)
+    payload.write_bytes(payload.read_bytes()[:-3])  # truncated
+    fake = _fake_execute(calls)
+
+    def execute(*args, **kwargs):
+        fake(*args, **kwargs)
+        assert store.get_or_compute("dense", {"n": 1}, lambda: {"w": 1}) == ({"w": 1}, False)
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    runner.reproduce("tiny", **kw)
+    run = kw["outputs_root"] / "00_hello" / "tiny"
+    (line,) = json.loads((run / "run.json").read_text())["cache_corrupted"]
+    assert line.startswith(f"dense/{key} ") and "sha256" in line
+    assert not (run / ".cache-events.log").exists()

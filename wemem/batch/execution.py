@@ -125,6 +125,8 @@ def _kernel_env(spec: RunSpec, tmp: Path, executor: str, ray_address: str | None
     return {
         "WEMEM_PROGRESS": "0",  # no progress bars in records
         "WEMEM_CACHE_LOG": str((tmp / ".cache-access.log").resolve()),
+        # corrupted cache entries the kernel found (and recomputed): run.json "cache_corrupted"
+        "WEMEM_CACHE_EVENTS": str((tmp / ".cache-events.log").resolve()),
         "WEMEM_EXECUTOR": executor,
         "WEMEM_RAY_ADDRESS": ray_address or "",
         "WEMEM_TASK_CPUS": str(spec.resources.get("num_cpus", 1)),
@@ -151,6 +153,12 @@ def _record(
     access_log = tmp / ".cache-access.log"
     cache_entries = read_access_log(access_log)
     access_log.unlink(missing_ok=True)
+    events = tmp / ".cache-events.log"
+    corrupted = events.read_text(encoding="utf-8").splitlines() if events.exists() else []
+    events.unlink(missing_ok=True)
+    if corrupted:
+        logger.warning("%s [%s] recomputed %d corrupted cache entries: %s", spec.stem,
+                       spec.run_name, len(corrupted), "; ".join(corrupted))  # fmt: skip
     if not (tmp / "metrics.json").exists():
         logger.warning("%s [%s] wrote no metrics.json", spec.stem, spec.run_name)
     return {
@@ -170,6 +178,7 @@ def _record(
         "executor": executor,
         "fingerprint": fingerprint,
         "cache_entries": cache_entries,
+        "cache_corrupted": [line.removeprefix("corrupted ") for line in corrupted],
         **environment(Path(spec.notebook).resolve().parent),
     }
 

@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wemem.cache import Cache, default_cache_dir
+from wemem.cache import Cache, _sidecar, default_cache_dir
 from wemem.io import canonical_json
 from wemem.planning.entries import canonical
 from wemem.planning.workload import planned_entries
@@ -107,13 +107,11 @@ def logged_specs(names: list[str], cache_root: Path) -> tuple[list[tuple[str, di
         kind, _, key = name.partition("/")
         if kind in TRANSIENT:
             continue
-        meta = Path(cache_root) / kind / key[:2] / f"{key}.json"
-        try:
-            info = json.loads(meta.read_text())
-        except (OSError, ValueError):
+        info, _ = _sidecar(Path(cache_root) / kind / key[:2] / f"{key}.json", kind, key)
+        if info is None:  # gone, or malformed (a load would recompute it)
             unreadable.append(name)
             continue
-        found.append((info.get("kind", kind), info["spec"]))
+        found.append((kind, info["spec"]))
     return _with_dense(found), unreadable
 
 
