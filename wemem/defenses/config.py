@@ -11,6 +11,7 @@ The window grid of RSW and SWMR (Fig. 5/6) is a pure function of the class size 
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -85,29 +86,55 @@ def window_grid(
     """The window grid for class size ``n_c`` (members per class, averaged over classes).
 
     Explicit ``widths`` × ``steps`` (the paper's settings table, spec §2.4): widths from the widest,
-    each with its steps from the smallest (the smallest step is ``small``, the others ``large``).
-    When ``widths`` is empty, the paper's rule (spec §2.2, :func:`~wemem.defenses.primitives.window_rule`
-    on round(n_c)): w ≈ fraction·n_c for each of ``fractions``, each with the small step
-    s ≈ (n_c − w_min)/40 and then the large one s ≈ (n_c − w_min)/20.
+    each with its steps from the smallest (the smallest step is ``small``, the others ``large``);
+    any number of distinct widths and steps, integers >= 1, both given or both empty (else
+    :class:`ParamsError`, before anything trains). When ``widths`` is empty, the paper's rule (spec
+    §2.2, :func:`~wemem.defenses.primitives.window_rule` on round(n_c)): w ≈ fraction·n_c for each
+    of ``fractions``, each with the small step s ≈ (n_c − w_min)/40 and then the large one
+    s ≈ (n_c − w_min)/20; a window the rounding repeats (a small class: both steps 1) is kept once.
     """
-    if widths:
+    if widths or steps:
+        _check_explicit(widths, steps)
         ordered = sorted(steps)
         return [
             Window(int(w), int(s), w / n_c, "small" if s == ordered[0] else "large")
             for w in sorted(widths, reverse=True)
             for s in ordered
         ]
-    grid = []
+    grid, seen = [], set()
     for f in fractions:
         width, s_large, s_small = window_rule(round(n_c), fraction=f)
-        grid += [Window(width, s_small, f, "small"), Window(width, s_large, f, "large")]
+        for step, size in ((s_small, "small"), (s_large, "large")):
+            if (width, step) not in seen:
+                seen.add((width, step))
+                grid.append(Window(width, step, f, size))
     return grid
+
+
+def _check_explicit(widths: Sequence[int], steps: Sequence[int]) -> None:
+    """Refuse an explicit window grid that is empty on one side, repeats a value or holds a value
+    that is not an integer >= 1 (windows are counted in samples per class)."""
+    for name, values, other in (("widths", widths, steps), ("steps", steps, widths)):
+        if not values:
+            raise ParamsError(
+                f"window grid: {name} = [] but {'steps' if name == 'widths' else 'widths'} = "
+                f"{list(other)!r}; give both (the settings table) or neither (the paper's rule)"
+            )
+        bad = [
+            v for v in values if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1
+        ]
+        if bad:
+            raise ParamsError(f"window grid: {name} = {list(values)!r}; integers >= 1 only")
+        if len(set(values)) != len(values):
+            raise ParamsError(f"window grid: {name} = {list(values)!r} repeats a value")
 
 
 def headline_window(grid: Sequence[Window]) -> Window:
     """The paper's headline window: the smallest width with the small step (spec §1, §8.2: RSW(L→H)
-    and SWMR(H→L) of Fig. 7–9 and the random-order ablation use it). Among equal widths (a rounded
-    rule on a small class), the last in grid order, i.e. the smallest fraction."""
+    and SWMR(H→L) of Fig. 7–9 and the random-order ablation use it). Among equal widths, the last in
+    grid order, i.e. the smallest fraction. A grid of :func:`window_grid` always has one (every
+    width has a small step); any other raises :class:`ParamsError`, naming the windows, so a
+    notebook calls it while building its configs, before anything trains."""
     narrowest = min((w.width for w in grid), default=None)
     pick = [w for w in grid if w.width == narrowest and w.step_size == "small"]
     if not pick:

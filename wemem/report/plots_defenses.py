@@ -129,15 +129,23 @@ def approaches(claims: dict):
 
 
 def privacy_utility(rows: pd.DataFrame):
-    """DP-SGD: test accuracy and mean attack AUC against ε (log scale), WeMem points as markers."""
+    """DP-SGD: test accuracy and mean attack AUC against ε (log scale), WeMem points as markers.
+    Rows with ε = ∞ (σ = 0: no privacy) have no place on the axis; the title says how many."""
     fig, ax = plt.subplots(figsize=(5.5, 3.6), constrained_layout=True)
     dp = rows[rows.method == "DP"].sort_values("epsilon")
+    eps = pd.to_numeric(dp.epsilon, errors="coerce").astype(float)
+    unbounded = int((~np.isfinite(eps)).sum())
+    dp = dp[np.isfinite(eps)]
+    if unbounded:
+        ax.set_title(f"{unbounded} DP row(s) with ε = ∞ (no noise) not shown", fontsize=8)
     ax.plot(dp.epsilon, dp.test_acc, "o-", label="DP-SGD test accuracy")
     ax.plot(dp.epsilon, dp.auc, "s-", label="DP-SGD attack AUC")
     for _, r in rows[rows.method != "DP"].iterrows():
         ax.axhline(r.auc, ls=":", lw=0.8, color="grey")
-        ax.text(dp.epsilon.min(), r.auc, f" {r.setting} AUC", fontsize=6, va="bottom")
-    ax.set_xscale("log")
+        x = dp.epsilon.min() if len(dp) else 1.0
+        ax.text(x, r.auc, f" {r.setting} AUC", fontsize=6, va="bottom")
+    if len(dp):
+        ax.set_xscale("log")
     delta = rows.loc[rows.method == "DP", "dp_delta"] if "dp_delta" in rows else []
     shown = (
         f"δ = {float(delta.iloc[0]):.1e}" if len(delta) and delta.nunique() == 1 else "δ per row"

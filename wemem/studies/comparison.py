@@ -13,8 +13,10 @@ experiment.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 
+import numpy as np
 import pandas as pd
 
 from wemem.defenses.catalog import PAPER_SETTINGS
@@ -33,7 +35,7 @@ from wemem.studies.sweeps import (
     tau_summary,
     test_acc_resolution,
 )
-from wemem.studies.verdicts import decide, difference_se
+from wemem.studies.verdicts import FAILS, decide, difference_se, verdict
 
 #: ADV's modes (:class:`wemem.defenses.baselines.ADVHooks`) and how a table names them.
 ADV_MODES = ("official", "nasr")
@@ -220,13 +222,53 @@ def chosen_tau(exp: Experiment, configs: list[DefenseConfig], choice: Choice) ->
 
 def dp_configs(comparison: list[DefenseConfig], *, sigmas, target_epsilons) -> list[DefenseConfig]:
     """Notebook 07: Base, DP-SGD at each noise multiplier σ and each target ε, then RSW and SWMR
-    from ``comparison`` (:func:`comparison_configs`) for reference."""
+    from ``comparison`` (:func:`comparison_configs`) for reference. σ >= 0 (σ = 0: no noise, ε =
+    ∞, a legal reference point) and ε > 0, each once, at least one DP row in all; else
+    :class:`ParamsError` before anything trains."""
+    for name, values, ok, allowed in (
+        ("sigmas", list(sigmas), lambda v: v >= 0, ">= 0"),
+        ("target_epsilons", list(target_epsilons), lambda v: v > 0, "> 0"),
+    ):
+        if len(set(values)) != len(values) or not all(_real(v) and ok(v) for v in values):
+            raise ParamsError(f"{name} = {values!r}: finite numbers {allowed}, each once")
+    if not len(sigmas) + len(target_epsilons):
+        raise ParamsError("sigmas = [] and target_epsilons = []: no DP-SGD row to run")
     return [
         BASE,
         *baseline_configs("dp", "noise_multiplier", sigmas),
         *baseline_configs("dp", "target_epsilon", target_epsilons),
         *select(comparison, ("RSW", "SWMR")),
     ]
+
+
+def _real(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def dp_checks(table: pd.DataFrame, means: pd.DataFrame) -> dict:
+    """Notebook 07's checks, each one that can fail, on its sweep ``table`` and ``means``
+    (:func:`~wemem.studies.sweeps.mean_attack`): every DP row reports ε > 0 (σ = 0 reports ε = ∞);
+    ε falls as σ grows; each target ε is met; more noise does not raise the mean attack accuracy
+    (smallest against largest σ, beyond 3 standard errors; not applicable with one σ)."""
+    dp = table[table.defense == "dp"].groupby("setting", sort=False).first()
+    dp = dp.assign(**{k: dp.get(k, np.nan) for k in ("noise_multiplier", "target_epsilon")})
+    eps = dp.dp_epsilon.astype(float)
+    by_sigma = dp[dp.noise_multiplier.notna()].sort_values("noise_multiplier")
+    targets = dp[dp.target_epsilon.notna()]
+    checks = {
+        "every_dp_run_has_epsilon": bool(len(dp)) and bool((eps > 0).all()),
+        "more_noise_less_epsilon": bool(by_sigma.dp_epsilon.astype(float).is_monotonic_decreasing),
+        "each_target_met": bool(
+            (targets.dp_epsilon.astype(float) <= targets.target_epsilon * 1.01).all()
+        ),
+        "more_noise_no_higher_attack": "not applicable (one σ)",
+    }
+    if len(by_sigma) > 1:
+        ends = means.set_index("setting").loc[[by_sigma.index[0], by_sigma.index[-1]]]
+        rise = float(ends.attack.iloc[1] - ends.attack.iloc[0])
+        se = difference_se(*ends.attack_se)
+        checks["more_noise_no_higher_attack"] = verdict(rise, 3 * se, direction="less") != FAILS
+    return checks
 
 
 def comparison_claims(table: pd.DataFrame) -> dict:
@@ -270,13 +312,23 @@ def comparison_text(c: dict) -> str:
     )
 
 
+def epsilon_text(epsilon) -> str:
+    """ε as a sentence shows it: ``∞`` for σ = 0 (``inf`` in a table; ``null`` in metrics.json,
+    which holds strict JSON, :func:`wemem.io.to_jsonable`; the accountant reports no other
+    non-finite ε), else three significant digits."""
+    if epsilon is None or not math.isfinite(float(epsilon)):
+        return "∞"
+    return f"{float(epsilon):.3g}"
+
+
 def dp_text(rows: list[dict], *, settings: dict | None = None) -> str:
     """Sentences for notebook 07 from its metrics.json rows; ``settings`` (the run's) add which
-    models every row shares (GroupNorm CNNs under ``norm: group``)."""
+    models every row shares (GroupNorm CNNs under ``norm: group``). ε = ∞ (σ = 0) reads "∞"
+    (:func:`epsilon_text`)."""
     dp = [r for r in rows if r.get("method") == "DP"]
     base = next(r for r in rows if r["setting"] == "Base")
     parts = "; ".join(
-        f"{r['setting']}: ε = {r['dp_epsilon']:.3g} at δ = {r['dp_delta']:.1e}, test "
+        f"{r['setting']}: ε = {epsilon_text(r['dp_epsilon'])} at δ = {r['dp_delta']:.1e}, test "
         f"{r['test_acc']:.3f}, attack AUC {r['auc']:.3f}"
         for r in dp
     )
@@ -285,9 +337,11 @@ def dp_text(rows: list[dict], *, settings: dict | None = None) -> str:
         for r in rows
         if r.get("method") not in ("DP", "Base")
     )
+    infinite = any(epsilon_text(r["dp_epsilon"]) == "∞" for r in dp)
     return (
         f"Base: test {base['test_acc']:.3f}, attack AUC {base['auc']:.3f}. DP-SGD — {parts}. "
         f"WeMem for comparison — {others}. Each ε covers all pruning rounds."
+        + (" ε = ∞ (σ = 0: no noise) guarantees no privacy." if infinite else "")
         + _models_text(settings)
     )
 

@@ -7,12 +7,17 @@ import numpy as np
 import pandas as pd
 
 from wemem.defenses.config import BASE, DefenseConfig
+from wemem.errors import ParamsError
 from wemem.studies.sweeps import mean_attack, said, test_acc_resolution
 from wemem.studies.verdicts import decide, difference_se
 
 
 def rmr_configs(*, tau: float, lambdas=(0.01, 0.1, 1.0)) -> list[DefenseConfig]:
-    """RMR at threshold ``tau`` for each λr of ``lambdas``."""
+    """RMR at threshold ``tau`` for each λr of ``lambdas``: one or more distinct values (else
+    :class:`ParamsError` before anything trains: the table compares them, one row each)."""
+    lambdas = list(lambdas)
+    if not lambdas or len(set(lambdas)) != len(lambdas):
+        raise ParamsError(f"lambdas = {lambdas!r}: one or more λr values, each once")
     return [
         DefenseConfig(
             "rmr",

@@ -18,6 +18,7 @@ import pandas as pd
 
 from wemem import progress as _progress
 from wemem.defenses.config import DefenseConfig, Window, window_grid
+from wemem.errors import ParamsError
 from wemem.experiment import adaptive
 from wemem.experiment.executor import Request
 from wemem.experiment.replicate import Experiment
@@ -95,6 +96,14 @@ def defended_rows_differ(means: pd.DataFrame) -> bool:
     return bool(len(rest)) and bool((np.abs(rest - base) > 0).any(axis=1).all())
 
 
+def every_setting_ran(means: pd.DataFrame, configs: list[DefenseConfig]) -> bool:
+    """Whether ``means`` (:func:`mean_attack`) holds exactly one row per config, in the configs'
+    settings: the count comes from the notebook's parameters (Base + orders × widths × steps …,
+    whatever grid they give), never typed in. A check that can fail (a setting lost or merged)."""
+    want = [c.setting for c in configs]
+    return len(set(want)) == len(want) and sorted(means.setting) == sorted(want)
+
+
 def evaluate(
     exp: Experiment,
     config: DefenseConfig,
@@ -161,6 +170,17 @@ def check_configs(exp: Experiment, configs: list[DefenseConfig]) -> None:
         check_settings(arch=s.arch, norm=s.norm)
 
 
+def check_attacks(attacks) -> None:
+    """Refuse, before anything is trained, ``attacks`` without one of the paper's
+    (:data:`wemem.names.PAPER_ATTACKS`): every table, claim and sentence of a sweep reads their
+    mean (:func:`mean_attack`), which would be empty."""
+    if not set(attacks) & set(PAPER_ATTACKS):
+        raise ParamsError(
+            f"attacks = {list(attacks)!r}: include at least one of the paper's attacks "
+            f"{list(PAPER_ATTACKS)} (the tables average them)"
+        )
+
+
 def sweep(
     exp: Experiment,
     configs: list[DefenseConfig],
@@ -173,8 +193,10 @@ def sweep(
     """:func:`evaluate` for each config, in order; one long table. The classifier attacks of up to
     :data:`LOOKAHEAD` settings train on the executor's workers while the next setting is loaded
     and its other attacks run here (same numbers as one setting at a time: each attack model is
-    seeded on its own)."""
+    seeded on its own). Refuses, before training, what its tables could not report
+    (:func:`check_configs`, :func:`check_attacks`)."""
     check_configs(exp, configs)
+    check_attacks(attacks)
     exp.prefetch(  # every (setting, model) pruning run at once, when the executor is Ray
         Request("defended", role, c.name, c.one_shot, dict(c.settings))
         for c in configs
