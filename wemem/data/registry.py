@@ -60,8 +60,8 @@ DATASETS: dict[str, DatasetInfo] = {
         mean=(0.4914, 0.4822, 0.4465),
         std=(0.2023, 0.1994, 0.2010),
         files=_CIFAR10_FILES,
-        obtain="run `wemem data fetch cifar10` (torchvision download of "
-        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz, md5-checked).",
+        obtain="run `wemem data fetch cifar10` (download of "
+        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz, md5-checked against torchvision's sums).",
         pool_sizes=(50_000, 10_000),
         offline=False,
     ),
@@ -73,8 +73,8 @@ DATASETS: dict[str, DatasetInfo] = {
         mean=(0.5071, 0.4867, 0.4408),
         std=(0.2675, 0.2565, 0.2761),
         files=_CIFAR100_FILES,
-        obtain="run `wemem data fetch cifar100` (torchvision download of "
-        "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz, md5-checked).",
+        obtain="run `wemem data fetch cifar100` (download of "
+        "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz, md5-checked against torchvision's sums).",
         pool_sizes=(50_000, 10_000),
         offline=False,
     ),
