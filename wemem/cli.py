@@ -1,7 +1,9 @@
 """Command line: ``wemem reproduce`` runs the notebooks, ``wemem data`` manages datasets.
 
-A user-caused error (bad parameters, a missing dataset) prints one line and exits with status 2;
-nothing is written under ``outputs/`` in that case.
+A user-caused or environment error (bad parameters or arguments, a missing dataset or kernel, an
+outputs folder that cannot be written) prints one line and exits with status 2, without a
+traceback (``-v`` logs it); nothing is written under ``outputs/`` in that case. Ctrl-C prints one
+line and exits with status 130 (the interrupted run's temporary folder is removed).
 """
 
 from __future__ import annotations
@@ -16,16 +18,39 @@ from wemem.errors import WememError
 
 #: Exception names that, raised inside a notebook, are the user's to fix (exit 2, one line).
 USER_ERRORS = {"WememError", "ParamsError", "DatasetMissingError", "DataFormatError"}
+EXIT_USER, EXIT_INTERRUPTED = 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``wemem: error: …``), like wemem's own."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USER, f"wemem: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _jobs(text: str) -> int:
+    """``--jobs``: an integer >= 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: allowed values are integers >= 1")
+    return int(text)
+
+
+def _folder_args(args: argparse.Namespace) -> dict[str, Path]:
+    """The folders of ``wemem reproduce``; an empty one is an error, not the current folder."""
+    for flag in ("outputs", "notebooks", "params"):
+        if not str(getattr(args, flag)).strip():
+            raise WememError(f"--{flag} {getattr(args, flag)!r}: empty; name a folder")
+    return {
+        "outputs_root": Path(args.outputs),
+        "notebooks_dir": Path(args.notebooks),
+        "params_dir": Path(args.params),
+    }
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from wemem.batch import runner
 
-    dirs = {
-        "outputs_root": Path(args.outputs),
-        "notebooks_dir": Path(args.notebooks),
-        "params_dir": Path(args.params),
-    }
+    dirs = _folder_args(args)
     if args.json and not args.dry_run:
         raise WememError("--json: only with --dry-run (it prints the resolved plan, runs nothing)")
     if args.dry_run:
@@ -206,7 +231,7 @@ def _cmd_data_fixtures(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="wemem", description=__doc__.splitlines()[0])
+    p = _Parser(prog="wemem", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="log progress")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -252,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_reproduce(sub) -> None:
     """``wemem reproduce``."""
     r = sub.add_parser("reproduce", help="run the notebooks of a profile with papermill")
-    r.add_argument("--profile", default="cpu", help="cpu (default), tiny or paper")
+    r.add_argument("--profile", default="cpu", help="cpu (default), tiny, paper or params/<name>/")
     r.add_argument(
         "--only",
         default=None,
@@ -265,7 +290,7 @@ def _add_reproduce(sub) -> None:
     r.add_argument("--force", action="store_true", help="rerun runs that are unchanged")
     r.add_argument(
         "--jobs",
-        type=int,
+        type=_jobs,
         default=1,
         help="runs in flight at once, in dependency order (default 1; `make reproduce`: 2)",
     )
@@ -327,8 +352,26 @@ def _add_data(sub) -> None:
     dx.set_defaults(func=_cmd_data_fixtures)
 
 
+def _one_line(text: object) -> str:
+    """A message of several lines (e.g. every bad params file) as one: lines joined by ``; ``."""
+    out = ""
+    for line in (part.strip() for part in str(text).splitlines() if part.strip()):
+        out += ("" if not out else " " if out.endswith(":") else "; ") + line
+    return out
+
+
+def _fail(message: str, code: int = EXIT_USER) -> int:
+    """Print ``message`` as one line on stderr (the traceback only in the ``-v`` log)."""
+    logging.getLogger("wemem").info("details of the error below:", exc_info=True)
+    sys.stderr.write(f"wemem: {message}\n")
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help (0), a bad argument (2: one line, _Parser.error)
+        return e.code if isinstance(e.code, int) else EXIT_USER
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s: %(message)s",
@@ -336,13 +379,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except WememError as e:
-        sys.stderr.write(f"wemem: error: {e}\n")
-        return 2
+        return _fail(f"error: {_one_line(e)}")
+    except KeyboardInterrupt:
+        return _fail("interrupted: the unfinished run was discarded", EXIT_INTERRUPTED)
+    except OSError as e:  # the environment's (a full disk, a folder made read-only mid-batch)
+        where = f": {e.filename}" if e.filename else ""
+        return _fail(f"error: {_one_line(e.strerror or e)}{where}")
     except Exception as e:
         # A notebook that stopped on a user-caused error (e.g. a dataset removed mid-batch).
         if type(e).__name__ == "PapermillExecutionError" and e.ename in USER_ERRORS:
-            sys.stderr.write(f"wemem: error: {e.ename}: {e.evalue}\n")
-            return 2
+            return _fail(f"error: {e.ename}: {_one_line(e.evalue)}")
         raise
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,10 @@ import yaml
 from wemem.errors import ParamsError
 from wemem.names import APPROACHES, ARCH_NAMES, DATASETS, MEMSCORE_METHODS, NORMS
 
-PROFILES = ("cpu", "tiny", "paper")
+PROFILES = ("cpu", "tiny", "paper")  # the built-in profiles; any params/<name>/ is one too
+#: What a profile name may be: a folder name of letters, digits, ``_`` and ``-``, not starting
+#: with ``-`` (so never a path, a hidden folder or an option).
+PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 DATASET_NAMES = DATASETS
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -40,7 +44,8 @@ class Settings:
     """Everything a run depends on. Defaults are the offline ``cpu`` profile (spec cpu_scouting §4)."""
 
     # run
-    profile: str = field(default="cpu", metadata=_choice(*PROFILES))
+    # a built-in profile (PROFILES) or any folder params/<name>/: a safe folder name
+    profile: str = field(default="cpu", metadata={"pattern": PROFILE_NAME})
     output_dir: str = ""
     device: str = field(default="auto", metadata=_choice(*DEVICES))
     threads: int = field(default=1, metadata=_range(1, 256))
@@ -138,6 +143,11 @@ def _coerce(key: str, value: Any) -> Any:
     if "allowed" in meta and value not in meta["allowed"]:
         allowed = ", ".join(map(str, meta["allowed"]))
         raise ParamsError(f"parameter '{key}' = {value!r}: allowed values are {allowed}")
+    if "pattern" in meta and not meta["pattern"].fullmatch(value):
+        raise ParamsError(
+            f"parameter '{key}' = {value!r}: not allowed; a folder name of letters, digits, "
+            f"'_' and '-' (built-in: {', '.join(PROFILES)}; any params/<name>/ is a profile)"
+        )
     if "range" in meta:
         _check_range(key, value, *meta["range"])
     return value

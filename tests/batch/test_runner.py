@@ -43,7 +43,7 @@ def _hidden_entries(folder: Path) -> list[str]:
 
 @pytest.fixture(autouse=True)
 def _private_tempdir(tmp_path, monkeypatch):
-    """Failed notebooks are kept under the system temp dir; keep this test's inside tmp_path."""
+    """Keep what a test leaves in the system temp dir (kernel sockets) inside tmp_path."""
     (tmp_path / "systmp").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "systmp"))
 
@@ -205,7 +205,9 @@ def test_run_writes_everything_promised(hello):
     record = json.loads((out / "run.json").read_text())
     assert record["parameters"] == {"n": 4} and record["profile"] == "tiny"
     assert record["run_name"] == "tiny" and record["variant"] is None
-    assert record["params_file"] == str(PARAMS / "tiny" / "00_hello.yaml")
+    assert record["params_file"] == "tests/fixtures/params/tiny/00_hello.yaml"  # from the project
+    assert record["source"] == "tests/fixtures/notebooks/00_hello.ipynb"
+    assert record["output_dir"] == os.path.relpath(out, NOTEBOOKS)  # no temp, no absolute path
     assert record["wall_seconds"] > 0 and record["start"] <= record["end"]
     assert record["wemem_version"] and record["python"].startswith("3.")
     assert "git_commit" in record and "torch" in record
@@ -214,6 +216,8 @@ def test_run_writes_everything_promised(hello):
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1 and "n = 4" in injected[0].source
     assert 'profile = "tiny"' in injected[0].source
+    assert f'output_dir = "{os.path.relpath(out, NOTEBOOKS)}"' in injected[0].source
+    assert str(root) + "/00_hello/.tmp" not in (root / "reports" / "00_hello-tiny.html").read_text()
 
     summary = json.loads((root / "reproduce-tiny.partial.json").read_text())
     assert not (root / "reproduce-tiny.json").exists()  # a filtered batch keeps the full total
@@ -257,17 +261,27 @@ def test_rerun_replaces_cleanly(hello, tmp_path, monkeypatch):
     ]
 
 
-def test_failing_notebook_leaves_nothing(tmp_path, monkeypatch):
+def test_failing_notebook_leaves_nothing_but_its_kept_copy(tmp_path, monkeypatch):
     root = tmp_path / "outputs"
     _kernel_env(monkeypatch)
-    spec = discover_runs("tiny", only="01_*", notebooks_dir=NOTEBOOKS, params_dir=PARAMS)[0]
+    nbs = tmp_path / "notebooks"  # 01_fail, leaving its partial file where open_run puts files
+    shutil.copytree(NOTEBOOKS, nbs)
+    nb = nbformat.read(NOTEBOOKS / "01_fail.ipynb", as_version=4)
+    nb.cells[-1].source = (
+        "from wemem.report.run_folder import open_run\n\n"
+        'run = open_run("01_fail", profile=profile, output_dir=output_dir)\n'
+        '(run.path / "partial.txt").write_text("half")  # as a crash would\n'
+        'raise RuntimeError("fixture failure")'
+    )
+    nbformat.write(nb, nbs / "01_fail.ipynb")
+    spec = discover_runs("tiny", only="01_*", notebooks_dir=nbs, params_dir=PARAMS)[0]
     with pytest.raises(papermill.PapermillExecutionError, match="fixture failure") as err:
         run_notebook(spec, outputs_root=root)
     assert not (root / "01_fail").exists()
     assert not (root / "reports").exists()
     kept = Path(err.value.__notes__[0].removeprefix("executed notebook kept at "))
-    assert kept.name == "01_fail-tiny.ipynb" and kept.is_file()
-    assert kept.parent.parent == tmp_path / "systmp"
+    assert kept == root / "failed" / "01_fail-tiny.ipynb" and kept.is_file()
+    assert not list((tmp_path / "systmp").glob("wemem-failed-*"))  # not in the system temp dir
 
 
 # ----------------------------------------------------------------------------- fake executions
@@ -275,11 +289,12 @@ def test_failing_notebook_leaves_nothing(tmp_path, monkeypatch):
 
 def _fake_execute(fail: bool = False):
     def execute(input_path, output_path, *, parameters, cwd, **kwargs):
-        assert Path(cwd) == NOTEBOOKS and Path(parameters["output_dir"]).is_absolute()
+        assert Path(cwd) == NOTEBOOKS and not Path(parameters["output_dir"]).is_absolute()
+        assert os.environ["WEMEM_RUN_AS"] == parameters["output_dir"]  # open_run writes to:
         nb = nbformat.read(input_path, as_version=4)
         nb.metadata["papermill"] = {"duration": 0.5}
         nbformat.write(nb, output_path)
-        Path(parameters["output_dir"], "metrics.json").write_text('{"n": 1}\n')
+        Path(os.environ["WEMEM_RUN_DIR"], "metrics.json").write_text('{"n": 1}\n')
         if fail:
             raise RuntimeError("kernel died")
 

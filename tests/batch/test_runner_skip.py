@@ -27,7 +27,7 @@ def _fake_execute(calls: list):
         calls.append(Path(input_path).stem)
         nb = nbformat.read(input_path, as_version=4)
         nbformat.write(nb, output_path)
-        Path(parameters["output_dir"], "metrics.json").write_text('{"n": 1}\n')
+        Path(os.environ["WEMEM_RUN_DIR"], "metrics.json").write_text('{"n": 1}\n')
         log = os.environ["WEMEM_CACHE_LOG"]  # what a notebook's cache accesses append
         Path(log).write_text("dense/" + "a" * 64 + "\n" + "dense/" + "a" * 64 + "\n")
         assert os.environ["WEMEM_EXECUTOR"] == "local"

@@ -20,7 +20,7 @@ from typing import Any
 from wemem.batch import manifest
 from wemem.batch.parameters_cell import read_parameters_cell
 from wemem.errors import ParamsError
-from wemem.params import load_params_file
+from wemem.params import PROFILE_NAME, load_params_file
 
 logger = logging.getLogger("wemem.batch.runner")
 
@@ -34,6 +34,7 @@ __all__ = [
     "RESERVED_PARAMS",
     "RUNNER_KEY",
     "RunSpec",
+    "check_profile",
     "discover_runs",
     "notebook_defaults",
     "notebook_parameters",
@@ -79,8 +80,25 @@ class RunSpec:
 
 
 def _profiles(params_dir: Path) -> list[str]:
+    """``cpu`` and every folder of ``params_dir`` with a profile's name (:data:`PROFILE_NAME`)."""
     found = {p.name for p in params_dir.iterdir() if p.is_dir()} if params_dir.is_dir() else set()
-    return sorted(p for p in found | {DEFAULT_PROFILE} if not p.startswith((".", "_")))
+    return sorted(p for p in found | {DEFAULT_PROFILE} if PROFILE_NAME.fullmatch(p))
+
+
+def check_profile(profile: str, params_dir: Path) -> None:
+    """Raise :class:`ParamsError` unless ``profile`` is ``cpu`` or a folder of ``params_dir`` with
+    a profile's name (letters, digits, ``_`` and ``-``): any such folder is a profile."""
+    if not isinstance(profile, str) or not PROFILE_NAME.fullmatch(profile):
+        raise ParamsError(
+            f"profile {profile!r} not allowed: a profile is a folder of {params_dir} named with "
+            "letters, digits, '_' and '-'"
+        )
+    profiles = _profiles(params_dir)
+    if profile not in profiles:
+        raise ParamsError(
+            f"profile {profile!r} unknown: no folder {params_dir / profile}; "
+            f"allowed: {', '.join(profiles)}"
+        )
 
 
 def _load_params(path: Path) -> dict:
@@ -100,19 +118,17 @@ def discover_runs(
 ) -> list[RunSpec]:
     """List the runs of ``profile``, notebooks sorted by name, variants after the plain run.
 
-    ``profile``: a folder of ``params_dir``, or ``cpu`` (which may have no folder). ``only``:
+    ``profile``: a folder of ``params_dir`` (:func:`check_profile`), or ``cpu`` (which may have no
+    folder); a custom one runs the notebooks it has files for. ``only``:
     comma-separated fnmatch globs on stems (``"02_*"``) or, with a dot, on run ids
     (``"06_*.cifar10_*"``); ``None`` for all. ParamsError: unknown profile; ``only`` matches
     nothing; a params file that names no notebook, has a bad variant or is not a YAML mapping.
     """
     notebooks_dir, params_dir = Path(notebooks_dir), Path(params_dir)
-    profiles = _profiles(params_dir)
-    if profile not in profiles:
-        raise ParamsError(
-            f"profile {profile!r} unknown: no folder {params_dir / str(profile)}; "
-            f"allowed: {', '.join(profiles)}"
-        )
+    check_profile(profile, params_dir)
     notebooks = sorted(notebooks_dir.glob("*.ipynb"))
+    if not notebooks:
+        raise ParamsError(f"notebooks folder {str(notebooks_dir)!r}: no notebook (*.ipynb) there")
     stems = [nb.stem for nb in notebooks]
     globs = [g.strip() for g in only.split(",")] if only is not None else []
     if only is not None:  # globs on stems, or on run ids (<stem>.<variant>) when they have a dot
@@ -197,7 +213,7 @@ def _in_manifest_order(runs: list[RunSpec], params_dir: Path, profile: str) -> l
         return runs
     m = manifest.load(params_dir)
     unlisted = [r.run_id for r in runs if m.run(profile, r.stem, r.variant) is None]
-    if unlisted:
+    if unlisted and profile in m.runs:  # a custom profile (unlisted) runs in notebook order
         logger.warning(
             "runs not in %s (run after the listed ones): %s", manifest.FILE, ", ".join(unlisted)
         )

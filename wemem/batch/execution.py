@@ -6,6 +6,13 @@ wrote, ``run.json``), so ``outputs/`` never holds a half-written run. The execut
 then exported to ``outputs/reports/<stem>-<run>.html`` and ``outputs/reports/index.html`` is
 rebuilt from the reports found there (:mod:`wemem.report.html`, :mod:`wemem.report.index`).
 The batch around it (order, skipping unchanged runs, the summary) is :mod:`wemem.batch.runner`.
+
+Records hold no temporary or absolute path of the machine, so two identical runs write identical
+``metrics.json`` and reports: the notebook's ``output_dir`` parameter is the *final* run folder
+relative to the notebook's folder (its working directory), e.g. ``../outputs/02_motivation/cpu``,
+and :func:`wemem.report.run_folder.open_run` writes into the temp folder the runner names in
+``WEMEM_RUN_DIR``. A failed run's executed notebook is kept as ``outputs/failed/<stem>-<run>.ipynb``
+(the :data:`KEEP_FAILED` newest; listed in the reports' index).
 """
 
 from __future__ import annotations
@@ -28,9 +35,16 @@ from wemem.errors import ParamsError
 from wemem.io import pid_alive
 from wemem.report.html import export_html
 from wemem.report.index import write_index
-from wemem.report.run_folder import atomic_write_text, to_jsonable
+from wemem.report.run_folder import (
+    atomic_write_bytes,
+    atomic_write_text,
+    find_repo_root,
+    to_jsonable,
+)
 
-__all__ = ["check_executor", "publish_report", "run_notebook"]
+__all__ = ["KEEP_FAILED", "check_executor", "clean_stale", "publish_report", "run_notebook"]
+
+KEEP_FAILED = 20  # executed notebooks of failed runs kept under <outputs>/failed/
 
 logger = logging.getLogger("wemem.batch.runner")  # the batch's one logger, as before the split
 
@@ -49,6 +63,15 @@ def _clean_stale(stem_dir: Path) -> None:
         else:
             logger.warning("removing stale %s", entry)
             shutil.rmtree(entry, ignore_errors=True)
+
+
+def clean_stale(outputs_root: Path) -> None:
+    """Remove the temp folders under every ``outputs_root/<stem>/`` whose process is gone (and
+    restore interrupted swaps): done at the start of every batch."""
+    root = Path(outputs_root)
+    for stem_dir in sorted(root.iterdir()) if root.is_dir() else []:
+        if stem_dir.is_dir() and not stem_dir.name.startswith("."):
+            _clean_stale(stem_dir)
 
 
 def _fresh_tmp(stem_dir: Path, run_name: str) -> Path:
@@ -119,10 +142,15 @@ def check_executor(executor: str) -> None:
         raise ParamsError(f"executor = {executor!r}: allowed values are {', '.join(EXECUTORS)}")
 
 
-def _kernel_env(spec: RunSpec, tmp: Path, executor: str, ray_address: str | None) -> dict[str, str]:
+def _kernel_env(
+    spec: RunSpec, tmp: Path, output_dir: str, executor: str, ray_address: str | None
+) -> dict[str, str]:
     """The environment variables the notebook's kernel runs with (it inherits them)."""
     check_executor(executor)
     return {
+        # open_run(output_dir=<this output_dir>) writes into the temp folder (run_folder.py)
+        "WEMEM_RUN_DIR": str(tmp.resolve()),
+        "WEMEM_RUN_AS": output_dir,
         "WEMEM_PROGRESS": "0",  # no progress bars in records
         "WEMEM_CACHE_LOG": str((tmp / ".cache-access.log").resolve()),
         # corrupted cache entries the kernel found (and recomputed): run.json "cache_corrupted"
@@ -137,10 +165,30 @@ def _kernel_env(spec: RunSpec, tmp: Path, executor: str, ray_address: str | None
     }
 
 
+def _output_dir(final: Path, notebook: Path) -> str:
+    """The ``output_dir`` parameter: the final run folder relative to the notebook's folder (its
+    working directory), the same on every machine with the same layout."""
+    try:
+        return Path(os.path.relpath(final.resolve(), notebook.parent)).as_posix()
+    except ValueError:  # another drive (Windows): no relative path
+        return str(final.resolve())
+
+
+def _project_path(path: Path | None, project: Path) -> str | None:
+    """``path`` relative to the project folder (``notebooks/02_motivation.ipynb``), for records."""
+    if path is None:
+        return None
+    try:
+        return Path(os.path.relpath(Path(path).resolve(), project)).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def _record(
     spec: RunSpec,
     tmp: Path,
     *,
+    output_dir: str,
     start: dt.datetime,
     seconds: float,
     kernel_name: str,
@@ -161,16 +209,17 @@ def _record(
                        spec.run_name, len(corrupted), "; ".join(corrupted))  # fmt: skip
     if not (tmp / "metrics.json").exists():
         logger.warning("%s [%s] wrote no metrics.json", spec.stem, spec.run_name)
+    project = find_repo_root(Path(spec.notebook).resolve().parent)
     return {
         "notebook": spec.stem,
-        "source": str(spec.notebook),
+        "source": _project_path(spec.notebook, project),
         "profile": spec.profile,
         "variant": spec.variant,
         "run_name": spec.run_name,
-        "params_file": str(spec.params_file) if spec.params_file else None,
+        "params_file": _project_path(spec.params_file, project),
         "parameters": spec.params,
         "smoke": spec.smoke,  # the sizes overridden at smoke scale (wemem.batch.smoke), or None
-        "executed_in": tmp.name,
+        "output_dir": output_dir,  # the final folder, from the notebook's folder
         "kernel_name": kernel_name,
         "start": start.isoformat(),
         "end": utc_now().isoformat(),
@@ -183,11 +232,22 @@ def _record(
     }
 
 
-def _keep_failed(executed: Path, spec: RunSpec, exc: BaseException) -> None:
-    if not executed.exists():
+def _keep_failed(executed: Path, spec: RunSpec, exc: BaseException, outputs_root: Path) -> None:
+    """Copy a failed run's executed notebook to ``<outputs_root>/failed/<stem>-<run>.ipynb`` (the
+    :data:`KEEP_FAILED` newest kept; the reports' index rewritten when there is one)."""
+    if not executed.exists() or isinstance(exc, KeyboardInterrupt):
         return
-    keep = Path(tempfile.mkdtemp(prefix="wemem-failed-")) / f"{spec.stem}-{spec.run_name}.ipynb"
-    shutil.copy2(executed, keep)
+    failed = Path(outputs_root) / "failed"
+    keep = failed / f"{spec.stem}-{spec.run_name}.ipynb"
+    try:
+        atomic_write_bytes(keep, executed.read_bytes())
+        for old in sorted(failed.glob("*.ipynb"), key=lambda p: p.stat().st_mtime)[:-KEEP_FAILED]:
+            old.unlink(missing_ok=True)
+        if (Path(outputs_root) / "reports" / "index.html").exists():
+            write_index(Path(outputs_root) / "reports")
+    except OSError as e:  # keeping the copy must not hide the run's own error
+        logger.warning("%s [%s]: executed notebook not kept: %s", spec.stem, spec.run_name, e)
+        return
     logger.error("%s [%s] failed; executed notebook kept at %s", spec.stem, spec.run_name, keep)
     exc.add_note(f"executed notebook kept at {keep}")
 
@@ -204,6 +264,24 @@ def publish_report(outputs_root: Path, spec: RunSpec, final: Path, *, index: boo
     return report
 
 
+def _papermill(spec: RunSpec, executed: Path, parameters: dict, env: dict, **kwargs: Any) -> None:
+    """Execute the run's notebook into ``executed`` with cwd = its folder, in ``env``."""
+    import papermill  # slow import
+
+    notebook = Path(spec.notebook).resolve()
+    with _environ(env):
+        papermill.execute_notebook(
+            str(notebook),
+            str(executed),
+            parameters=parameters,
+            cwd=str(notebook.parent),
+            log_output=False,
+            progress_bar=False,
+            **kwargs,
+            **_kernel_manager(),
+        )
+
+
 def run_notebook(
     spec: RunSpec,
     *,
@@ -218,42 +296,34 @@ def run_notebook(
     """Execute one run and publish it as ``outputs/<stem>/<run name>/`` plus its HTML report.
 
     The notebook runs with cwd = its folder and parameters = the params file's + ``profile`` +
-    ``output_dir`` (the absolute temp folder). ``timeout``: seconds per cell (``None``: no limit).
+    ``output_dir`` (the final folder relative to the notebook's; its files go to the temp folder,
+    see the module docstring). ``timeout``: seconds per cell (``None``: no limit).
     ``executor``/``ray_address`` choose where independent trainings run (:mod:`wemem.experiment.executor`);
     ``fingerprint`` (:func:`wemem.batch.fingerprint.run_fingerprint`) is recorded in ``run.json`` with
     the cache entries the run used (for ``wemem cache gc``). On failure the executed notebook is
-    copied to a fresh folder of the system temp dir (path logged and added as a note to the
-    exception), the temp folder removed and the exception re-raised; an earlier complete run of the
-    same name stays untouched. Returns ``{"stem", "run_name", "profile", "variant", "seconds"
+    kept under ``<outputs_root>/failed/`` (path logged and added as a note to the exception; not
+    on Ctrl-C), the temp folder removed and the exception re-raised; an earlier complete run of
+    the same name stays untouched. Returns ``{"stem", "run_name", "profile", "variant", "seconds"
     (wall time), "out_dir", "report"}``.
     """
-    import papermill  # slow import
-
-    notebook = Path(spec.notebook).resolve()
     stem_dir = Path(outputs_root) / spec.stem
+    final = stem_dir / spec.run_name
+    output_dir = _output_dir(final, Path(spec.notebook).resolve())
     tmp = _fresh_tmp(stem_dir, spec.run_name)
     executed = tmp / f"{spec.stem}.ipynb"
-    parameters = {**spec.params, "profile": spec.profile, "output_dir": str(tmp.resolve())}
-    env = _kernel_env(spec, tmp, executor, ray_address)
+    parameters = {**spec.params, "profile": spec.profile, "output_dir": output_dir}
+    env = _kernel_env(spec, tmp, output_dir, executor, ray_address)
     logger.info("running %s [%s]", spec.stem, spec.run_name)
     start, t0 = utc_now(), time.perf_counter()
     try:
-        with _environ(env):
-            papermill.execute_notebook(
-                str(notebook),
-                str(executed),
-                parameters=parameters,
-                cwd=str(notebook.parent),
-                kernel_name=kernel_name,
-                log_output=False,
-                progress_bar=False,
-                execution_timeout=timeout,
-                **_kernel_manager(),
-            )
+        _papermill(
+            spec, executed, parameters, env, kernel_name=kernel_name, execution_timeout=timeout
+        )
         seconds = time.perf_counter() - t0
         record = _record(
             spec,
             tmp,
+            output_dir=output_dir,
             start=start,
             seconds=seconds,
             kernel_name=kernel_name,
@@ -262,16 +332,16 @@ def run_notebook(
         )
         text = json.dumps(to_jsonable(record), indent=2, allow_nan=False) + "\n"
         atomic_write_text(tmp / "run.json", text)
-        final = stem_dir / spec.run_name
         _swap_in(tmp, final)
     except BaseException as exc:
         try:
-            _keep_failed(executed, spec, exc)
+            _keep_failed(executed, spec, exc, outputs_root)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
             with contextlib.suppress(OSError):  # leave no empty outputs/<stem>/ behind
                 stem_dir.rmdir()
         raise
+    (Path(outputs_root) / "failed" / f"{spec.stem}-{spec.run_name}.ipynb").unlink(missing_ok=True)
     logger.info("%s [%s] done in %.1f s -> %s", spec.stem, spec.run_name, seconds, final)
     return {
         "stem": spec.stem,

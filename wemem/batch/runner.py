@@ -26,8 +26,9 @@ from wemem.batch.discovery import (  # re-exported: callers import them from her
     notebook_parameters,
     validate_runs,
 )
-from wemem.batch.execution import check_executor, publish_report, run_notebook
+from wemem.batch.execution import check_executor, clean_stale, publish_report, run_notebook
 from wemem.batch.fingerprint import run_fingerprint
+from wemem.batch.preflight import check_kernel, check_outputs, check_runs, check_values
 from wemem.batch.provenance import environment, utc_now
 from wemem.errors import ParamsError
 from wemem.report.html import export_html  # re-exported: callers import it from here
@@ -174,6 +175,21 @@ def _write_summary(
     return outputs_root / name
 
 
+def _checked_runs(
+    profile, only, notebooks_dir, params_dir, smoke, outputs_root, kernel_name, executor, jobs
+) -> list[RunSpec]:
+    """The runs of the batch, once every check of :func:`reproduce` passed (nothing written)."""
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ParamsError(f"jobs = {jobs!r}: allowed values are integers >= 1")
+    check_executor(executor)
+    check_outputs(outputs_root)
+    runs = _runs(profile, only, notebooks_dir, params_dir, smoke)
+    validate_runs(runs)
+    check_runs(runs)
+    check_kernel(kernel_name)
+    return runs
+
+
 def reproduce(
     profile: str = DEFAULT_PROFILE,
     *,
@@ -202,19 +218,19 @@ def reproduce(
     ``only`` or with skipped runs). ``smoke``: every run at smoke scale (:mod:`wemem.batch.smoke`)
     under ``<outputs_root>/smoke/``. ``jobs``: runs in flight at once (:mod:`wemem.batch.schedule`);
     ``keep_going``: a failure does not stop the runs that do not need it. Returns the
-    :func:`run_notebook` results."""
-    runs = _runs(profile, only, notebooks_dir, params_dir, smoke)
-    validate_runs(runs)
-    from wemem.batch.preflight import check_runs  # imports the datasets' registry: only here
+    :func:`run_notebook` results.
 
-    check_runs(runs)
+    Every check of the user's input and environment (params, datasets, the outputs folder, the
+    Jupyter kernel ``kernel_name``, ``executor``, ``jobs``) is made before anything is written;
+    then the temp folders of killed batches are removed (:func:`clean_stale`)."""
+    runs = _checked_runs(
+        profile, only, notebooks_dir, params_dir, smoke, outputs_root, kernel_name, executor, jobs
+    )
     if not runs:
         logger.warning("profile %s: nothing to run", profile)
     outputs_root = smoke_scale.outputs_root(outputs_root) if smoke else Path(outputs_root)
+    clean_stale(outputs_root)
     start, t0 = utc_now(), time.perf_counter()
-    check_executor(executor)
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
-        raise ParamsError(f"jobs = {jobs!r}: allowed values are integers >= 1")
     fps = _batch_fingerprints(runs, profile, only, notebooks_dir, params_dir, smoke)
 
     def kwargs(spec: RunSpec) -> dict[str, Any]:
@@ -293,8 +309,10 @@ def plan(
     notebook's defaults overlaid with the params file's) and ``spec``.
 
     Raises the same errors as :func:`reproduce` for bad params (nothing is written)."""
+    check_outputs(outputs_root, write=False)
     runs = _runs(profile, only, notebooks_dir, params_dir, smoke)
     validate_runs(runs)
+    check_values(runs)
     fps = _batch_fingerprints(runs, profile, only, notebooks_dir, params_dir, smoke)
     if smoke:
         outputs_root = smoke_scale.outputs_root(outputs_root)

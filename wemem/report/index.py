@@ -141,6 +141,26 @@ tr.figures img { max-width: 240px; max-height: 240px; margin: 0 0.4rem 0.4rem 0;
 """
 
 
+def _failed_html(reports_dir: Path) -> str:
+    """A list of the executed notebooks of failed runs kept in ``<reports_dir>/../failed/``
+    (:mod:`wemem.batch.execution`), newest first; ``""`` when there are none."""
+    failed = Path(reports_dir).parent / "failed"
+    kept = sorted(failed.glob("*.ipynb"), key=lambda p: (-p.stat().st_mtime, p.name))
+    if not kept:
+        return ""
+    esc = html.escape
+    items = "\n".join(
+        f'<li><a href="../failed/{esc(p.name)}">{esc(p.stem)}</a> '
+        f"({esc(_format_start(dt.datetime.fromtimestamp(p.stat().st_mtime, dt.UTC).isoformat()))})"
+        "</li>"
+        for p in kept
+    )
+    return (
+        "<h2>Failed runs</h2>\n<p>The executed notebooks of runs that stopped with an error, "
+        f"kept until the run succeeds.</p>\n<ul>\n{items}\n</ul>\n"
+    )
+
+
 def write_index(reports_dir: Path) -> Path:
     """Write ``reports_dir/index.html``: one row per report (title, run, date, wall time).
 
@@ -149,7 +169,8 @@ def write_index(reports_dir: Path) -> Path:
     links the run's folder (``../<stem>/<run>/``) when the report names its run. Below it, the
     report's figures (the PNG outputs the page shows, so hidden-input cells count and removed
     cells do not) appear as thumbnails embedded in the page (at most THUMB_PX wide, a few kB
-    each; MAX_THUMBS per report), each linking to its cell in the report.
+    each; MAX_THUMBS per report), each linking to its cell in the report. Below the table, the
+    executed notebooks of failed runs kept in ``../failed/``, if any.
     """
     reports_dir = Path(reports_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
@@ -198,7 +219,7 @@ by wemem {html.escape(__version__)}.</p>
 {body}
 </tbody>
 </table>
-</body>
+{_failed_html(reports_dir)}</body>
 </html>
 """
     return atomic_write_text(reports_dir / "index.html", page)

@@ -197,7 +197,11 @@ def open_run(
     Args:
         notebook: the notebook's stem, e.g. ``"02_motivation"``.
         profile: the profile parameter (``cpu``, ``tiny``, ``paper``).
-        output_dir: the ``output_dir`` parameter. The runner injects a folder; when it is empty
+        output_dir: the ``output_dir`` parameter. The runner injects the run's final folder
+            relative to the notebook's folder and names, in the kernel's environment, the temp
+            folder that stands for it until the run is complete (``WEMEM_RUN_AS`` and
+            ``WEMEM_RUN_DIR``, :mod:`wemem.batch.execution`): the files go there, while the
+            records (``metrics.json``, the report) show only the stable name. When it is empty
             (someone running the notebook in JupyterLab) the folder is
             ``outputs/<notebook>/<profile>-interactive/`` under the repository root.
         settings: the validated settings (a dataclass or a mapping), stored in ``metrics.json``
@@ -205,7 +209,10 @@ def open_run(
     """
     stem = notebook[: -len(".ipynb")] if notebook.endswith(".ipynb") else notebook
     _check_name(stem)
-    if output_dir:
+    staged = os.environ.get("WEMEM_RUN_DIR")
+    if output_dir and staged and str(output_dir) == os.environ.get("WEMEM_RUN_AS"):
+        path = Path(staged)
+    elif output_dir:
         path = Path(output_dir)
     else:
         _check_name(profile)
