@@ -216,19 +216,19 @@ def test_cross_rules_skip_when_their_parameters_are_absent():
     check_notebook_params("07_dpsgd_opacus", {"attacks": ["conf"]})
 
 
-def test_a_notebook_refuses_a_bad_parameter_when_it_opens_its_run_folder(tmp_path):
-    """What a papermill user meets: the setup cell's ``open_run`` checks the notebook's
-    parameters before anything is written."""
-    from wemem.report.run_folder import open_run
+def test_a_notebook_setup_cell_refuses_a_bad_parameter():
+    """What a papermill user meets: the setup cell's ``settings_from`` checks every parameter of
+    the notebook, one by one and across each other, before anything trains."""
+    from wemem.studies.parameters import settings_from
 
-    out = tmp_path / "run"
+    ns = {"profile": "cpu", "output_dir": "", "plt": object(), "pruning_rate": 0.5}
     with pytest.raises(ParamsError, match="'sigmas'"):
-        open_run("07_dpsgd_opacus", profile="cpu", output_dir=str(out),
-                 settings={"sigmas": [-1.0], "target_epsilons": [8.0]})  # fmt: skip
+        settings_from({**ns, "sigmas": [-1.0], "target_epsilons": [8.0]}, "07_dpsgd_opacus")
     with pytest.raises(ParamsError, match="target_epsilons"):
-        open_run("07_dpsgd_opacus", profile="cpu", output_dir=str(out),
-                 settings={"sigmas": [], "target_epsilons": []})  # fmt: skip
-    assert not out.exists()
-    run = open_run("07_dpsgd_opacus", profile="cpu", output_dir=str(out),
-                   settings={"sigmas": [0.0, 1.0], "target_epsilons": [8.0]})  # fmt: skip
-    assert run.path.is_dir()
+        settings_from({**ns, "sigmas": [], "target_epsilons": []}, "07_dpsgd_opacus")
+    with pytest.raises(ParamsError, match="'pruning_rate'"):
+        settings_from({**ns, "pruning_rate": 0.0, "sigmas": [1.0]}, "07_dpsgd_opacus")
+    settings = settings_from(
+        {**ns, "sigmas": [0.0, 1.0], "target_epsilons": [8.0]}, "07_dpsgd_opacus"
+    )
+    assert settings.pruning_rate == 0.5

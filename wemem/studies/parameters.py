@@ -38,7 +38,16 @@ from wemem.studies.rmr import rmr_configs
 from wemem.studies.sweeps import check_attacks
 from wemem.studies.windows import ORDERS, check_orders
 
-__all__ = ["CROSS", "RULES", "SECTIONS", "Cross", "Rule", "check_notebook_params", "check_value"]
+__all__ = [
+    "CROSS",
+    "RULES",
+    "SECTIONS",
+    "Cross",
+    "Rule",
+    "check_notebook_params",
+    "check_value",
+    "settings_from",
+]
 
 #: The comparisons notebook 09 can run: Fig. 8 (iterative vs one-shot), the pruning rates, Fig. 9.
 SECTIONS = ("one_shot", "rates", "structured")
@@ -365,3 +374,16 @@ def check_notebook_params(
     for rule in CROSS.get(stem.split(".")[0], ()):
         if all(n in values for n in rule.needs):
             rule.check(values, settings)
+
+
+def settings_from(namespace: Mapping[str, Any], notebook: str) -> Settings:
+    """A notebook's setup cell: ``settings = parameters.settings_from(globals(), "<stem>")``.
+
+    The shared settings of the ``parameters`` cell validated (:func:`wemem.params.settings_from`),
+    and every other parameter it declares checked against :data:`RULES` and the notebook's
+    :data:`CROSS` rules, so a papermill user's bad value fails here, before anything trains.
+    """
+    values = {k: namespace[k] for k in (*FIELDS, *RULES) if k in namespace}
+    settings = validate({k: v for k, v in values.items() if k in FIELDS})
+    check_notebook_params(notebook, values, settings)
+    return settings
