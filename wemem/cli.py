@@ -79,6 +79,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         smoke=args.smoke,
         jobs=args.jobs,
         keep_going=args.keep_going,
+        wait=args.wait,
         **dirs,
     )
     total = time.perf_counter() - t0  # wall time (runs may overlap under --jobs)
@@ -118,6 +119,7 @@ def _cmd_cache_gc(args: argparse.Namespace) -> int:
     import json
 
     from wemem import cache
+    from wemem.batch import locks
     from wemem.errors import WememError
 
     root = _cache_root(args)
@@ -136,7 +138,8 @@ def _cmd_cache_gc(args: argparse.Namespace) -> int:
         )
     if not args.drop_resume_points:
         reachable |= {n for n in cache.entries(root) if n.startswith("round/")}
-    removed, freed = cache.gc(root, reachable, dry_run=args.dry_run)
+    with locks.collecting(root):  # refuses while a batch runs on this cache
+        removed, freed = cache.gc(root, reachable, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     sys.stdout.write(
         f"cache {root}: {records} recorded runs reach {len(reachable)} entries; "
@@ -299,6 +302,7 @@ def _add_reproduce(sub) -> None:
         action="store_true",
         help="after a failed run, still run every run that does not need it; list all failures",
     )
+    r.add_argument("--wait", action="store_true", help="wait while another batch uses --outputs")
     r.add_argument(
         "--smoke",
         action="store_true",

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from wemem.batch import manifest, schedule
+from wemem.batch import locks, manifest, schedule
 from wemem.batch import smoke as smoke_scale
 from wemem.batch.discovery import (  # re-exported: callers import them from here
     DEFAULT_PROFILE,
@@ -30,6 +30,7 @@ from wemem.batch.execution import check_executor, clean_stale, publish_report, r
 from wemem.batch.fingerprint import run_fingerprint
 from wemem.batch.preflight import check_kernel, check_outputs, check_runs, check_values
 from wemem.batch.provenance import environment, utc_now
+from wemem.cache import default_cache_dir
 from wemem.errors import ParamsError
 from wemem.report.html import export_html  # re-exported: callers import it from here
 from wemem.report.index import write_index  # re-exported: callers import it from here
@@ -205,6 +206,7 @@ def reproduce(
     smoke: bool = False,
     jobs: int = 1,
     keep_going: bool = False,
+    wait: bool = False,
 ) -> list[dict[str, Any]]:
     """Run every notebook of ``profile`` (optionally only stems matching ``only``), in the
     manifest's order, skipping runs that are unchanged since their last execution.
@@ -222,13 +224,30 @@ def reproduce(
 
     Every check of the user's input and environment (params, datasets, the outputs folder, the
     Jupyter kernel ``kernel_name``, ``executor``, ``jobs``) is made before anything is written;
-    then the temp folders of killed batches are removed (:func:`clean_stale`)."""
+    then the batch holds its outputs folder and the cache (:func:`wemem.batch.locks.batch`:
+    another batch on the same outputs fails at once, or waits with ``wait``) and the temp folders
+    of killed batches are removed (:func:`clean_stale`)."""
     runs = _checked_runs(
         profile, only, notebooks_dir, params_dir, smoke, outputs_root, kernel_name, executor, jobs
     )
     if not runs:
         logger.warning("profile %s: nothing to run", profile)
     outputs_root = smoke_scale.outputs_root(outputs_root) if smoke else Path(outputs_root)
+    with locks.batch(outputs_root, default_cache_dir(), wait=wait):
+        return _run_batch(
+            runs, profile, only, outputs_root, notebooks_dir, params_dir, smoke, force, jobs,
+            keep_going, {"kernel_name": kernel_name, "timeout": timeout, "executor": executor,
+                         "ray_address": ray_address},
+        )  # fmt: skip
+
+
+def _run_batch(
+    runs, profile, only, outputs_root, notebooks_dir, params_dir, smoke, force, jobs, keep_going,
+    options,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """:func:`reproduce` once its input is checked and its locks are held."""
+    kernel_name, timeout = options["kernel_name"], options["timeout"]
+    executor, ray_address = options["executor"], options["ray_address"]
     clean_stale(outputs_root)
     start, t0 = utc_now(), time.perf_counter()
     fps = _batch_fingerprints(runs, profile, only, notebooks_dir, params_dir, smoke)
