@@ -131,15 +131,18 @@ def test_sigkill_mid_batch_then_rerun_loses_nothing(tmp_path, tiny_settings):
     assert clean.returncode == 0, err
 
     killed_dir = tmp_path / "killed"
-    proc = _launch({**base, "cache_dir": str(killed_dir)}, env)
+    paused = tmp_path / "paused"
+    # 5 rounds: 4 resume points per run; the 6th is a shadow's second, after the finished victim
+    pause = {"WEMEM_PAUSE_AT_RESUME_POINT": "6", "WEMEM_PAUSE_FILE": str(paused)}
+    proc = _launch({**base, "cache_dir": str(killed_dir)}, {**env, **pause})
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:
-        if _unfinished_after_a_finished(killed_dir):  # the victim is done; a shadow mid-pruning
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.02)
+    while not paused.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # the run waits at its pause point: no race with the kill below
+    assert paused.exists(), "the run did not reach its pause point"
+    assert _unfinished_after_a_finished(killed_dir)  # the victim is done; a shadow mid-pruning
+    proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert proc.returncode == -signal.SIGKILL
     done_before = {p.name for p in (killed_dir / "pruned").glob("*/*.pt")}
 
     rerun = _launch({**base, "cache_dir": str(killed_dir)}, env)

@@ -9,8 +9,12 @@ Both read and write the experiment's cache under the keys of :mod:`wemem.experim
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
+import os
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -112,6 +116,7 @@ class ResumePoints:
     def save(self, state: dict, per_round: list[ModelOutputs]) -> None:
         entry = {**state, "per_round": list(per_round)}
         self.cache.save("round", self.keys[state["round"]], entry, {"pruned": self.owner})
+        _pause_at_resume_point()
 
     def latest(self) -> dict | None:
         """The last readable resume point, or ``None``."""
@@ -126,6 +131,20 @@ class ResumePoints:
         """Remove them all (the finished run supersedes them)."""
         for key in self.keys:
             self.cache.drop("round", key)
+
+
+_SAVED = itertools.count(1)  # resume points written by this process
+
+
+def _pause_at_resume_point() -> None:
+    """A fixed point for a test to kill a batch at: with ``$WEMEM_PAUSE_AT_RESUME_POINT`` = N, the
+    process stops after writing its N-th resume point, writes its pid to
+    ``$WEMEM_PAUSE_FILE`` and sleeps until it is killed (tests/experiment/test_resume.py)."""
+    at = os.environ.get("WEMEM_PAUSE_AT_RESUME_POINT")
+    if at and next(_SAVED) == int(at):
+        Path(os.environ["WEMEM_PAUSE_FILE"]).write_text(str(os.getpid()))
+        while True:
+            time.sleep(3600)
 
 
 def prune(
