@@ -73,3 +73,21 @@ def test_defenses_without_a_window_have_no_schedule(tiny_settings):
         assert (
             S.window_schedule_spec(exp, "victim", spec, parts.hooks_factory, parts.window) is None
         )
+
+
+def test_a_sweep_warns_of_windows_wider_than_every_class(tiny_settings):
+    from wemem.defenses.config import DefenseConfig
+    from wemem.studies import sweeps
+
+    exp = Experiment(tiny_settings, seed=0)
+    y = exp.pool.y.cpu().numpy()
+    largest = max(int(np.bincount(y[exp.split(r).train]).max()) for r in exp.roles)
+
+    def rsw(width):
+        return DefenseConfig("rsw_h2l", {"width": width, "step": 1}, {"setting": f"w={width}"})
+
+    configs = [DefenseConfig("base", {}, {"setting": "Base"}), rsw(largest - 1), rsw(largest)]
+    text = sweeps.wide_windows(exp, configs)
+    assert text.startswith("1 of 2 window settings") and text.endswith(f"w={largest}")
+    assert f"({largest} training rows)" in text
+    assert sweeps.wide_windows(exp, configs[:2]) == ""

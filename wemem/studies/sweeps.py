@@ -10,6 +10,7 @@ the config builders need from an experiment: n_c (:func:`class_size`), its windo
 from __future__ import annotations
 
 import logging
+import warnings
 from collections import deque
 from dataclasses import asdict
 
@@ -181,6 +182,30 @@ def check_attacks(attacks) -> None:
         )
 
 
+class WideWindowWarning(UserWarning):
+    """A sliding window at least as wide as every class: each epoch trains on whole classes."""
+
+
+def wide_windows(exp: Experiment, configs: list[DefenseConfig]) -> str:
+    """One sentence naming the window settings whose width is at least the largest class of any
+    model's training rows (their epoch-0 window holds every row: they train much as Base does, on
+    reordered rows, and such settings that differ only in width train alike; at smoke scale, or on
+    small classes, every window), or ``""`` when there is none."""
+    widths = [(c.setting, c.settings["width"]) for c in configs if "width" in c.settings]
+    if not widths:
+        return ""
+    y = exp.pool.y.cpu().numpy()
+    largest = max(int(np.bincount(y[exp.split(role).train]).max()) for role in exp.roles)
+    wide = [setting for setting, width in widths if width >= largest]
+    if not wide:
+        return ""
+    return (
+        f"{len(wide)} of {len(widths)} window settings are at least as wide as the largest class "
+        f"({largest} training rows): every window holds whole classes, so they train much as Base "
+        f"does: {', '.join(wide)}"
+    )
+
+
 def sweep(
     exp: Experiment,
     configs: list[DefenseConfig],
@@ -197,6 +222,9 @@ def sweep(
     (:func:`check_configs`, :func:`check_attacks`)."""
     check_configs(exp, configs)
     check_attacks(attacks)
+    wide = wide_windows(exp, configs)
+    if wide:  # shown in the notebook, hence in its report
+        warnings.warn(wide, WideWindowWarning, stacklevel=2)
     exp.prefetch(  # every (setting, model) pruning run at once, when the executor is Ray
         Request("defended", role, c.name, c.one_shot, dict(c.settings))
         for c in configs
