@@ -16,6 +16,7 @@ from pathlib import Path
 import nbformat
 import papermill
 import pytest
+import torch
 
 from wemem import cli
 from wemem.batch import preflight
@@ -95,6 +96,12 @@ ROWS = [
     ("bad-variant", {f"{NOTEBOOK}.a.b.yaml": "{}\n"}, [], ["variant 'a.b' not allowed"]),
     ("resources-bad", _params("resources: {gpus: 1}\n"), [], ["resources", "num_cpus"]),
     ("dry-run-bad-value", _params("pruning_rate: 0\n"), ["--dry-run"], ["'pruning_rate' = 0"]),
+    (
+        "data-options-typo",
+        _params("data_options: {n_sample: 100}\n"),
+        [],
+        ["'data_options'", "n_sample", "allowed"],
+    ),
     # notebook parameters outside the shared settings (wemem.studies.parameters), issue 14's cases
     (
         "attack-misspelled",
@@ -178,6 +185,10 @@ def _written(tmp_path: Path) -> list[str]:
         for p in tmp_path.rglob("*")
         if p.relative_to(tmp_path).parts[0] not in inputs
     )
+
+
+if not torch.cuda.is_available():  # on a GPU machine `device: cuda` is a legal value
+    ROWS.append(("device-cuda-without-gpu", _params("device: cuda\n"), [], ["device", "no CUDA"]))
 
 
 @pytest.mark.parametrize(("files", "args", "says"), [r[1:] for r in ROWS], ids=[r[0] for r in ROWS])

@@ -24,6 +24,7 @@ def check_values(runs) -> list[Settings]:
     one by one and across each other (:func:`wemem.studies.parameters.check_notebook_params`).
 
     Raises :class:`ParamsError` for the first bad run, naming its params file."""
+    from wemem.data.pool import check_options
     from wemem.planning.workload import notebook_defaults
     from wemem.studies.parameters import check_notebook_params
 
@@ -35,6 +36,7 @@ def check_values(runs) -> list[Settings]:
             merged = {**notebook_defaults(spec.stem, notebooks_dir=notebooks_dir), **spec.params}
             settings = validate({k: v for k, v in merged.items() if k in FIELDS})
             check_notebook_params(spec.stem, merged, settings)
+            check_options(settings.dataset, settings.data_options)
         except ParamsError as e:
             raise ParamsError(f"{where}: {e}") from None
         out.append(settings)
@@ -44,13 +46,20 @@ def check_values(runs) -> list[Settings]:
 def check_runs(runs) -> None:
     """Validate every run's params (:func:`check_values`), then check the datasets the batch needs.
 
-    Raises :class:`ParamsError` for the first bad run; :class:`DatasetMissingError` listing every
-    missing dataset; :class:`DataFormatError` naming the first malformed file.
+    Raises :class:`ParamsError` for the first bad run (a ``device`` this machine does not have,
+    e.g. ``cuda`` without a GPU, among them: checked here, not in a dry run, which may plan for
+    another machine); :class:`DatasetMissingError` listing every missing dataset;
+    :class:`DataFormatError` naming the first malformed file.
     """
     from wemem.data.registry import dataset_info  # the datasets' registry: only when running
+    from wemem.training.device import resolve_device
 
     datasets: list[str] = []
     for spec, settings in zip(runs, check_values(runs), strict=True):
+        try:
+            resolve_device(settings.device)
+        except ParamsError as e:
+            raise ParamsError(f"{spec.params_file or spec.notebook}: {e}") from None
         name = settings.dataset
         if "dataset" in spec.params and not dataset_info(name).offline and name not in datasets:
             datasets.append(name)

@@ -88,6 +88,15 @@ class Pool:
         )
 
 
+def check_options(name: str, options: dict[str, Any]) -> None:
+    """Raise :class:`ParamsError` unless every key of ``options`` is an option of dataset ``name``
+    (before a batch runs: a typo would otherwise fail in the kernel)."""
+    try:
+        _resolve_options(name, dict(options))
+    except ParamsError as e:
+        raise ParamsError(f"parameter 'data_options' = {dict(options)!r}: {e}") from None
+
+
 def _resolve_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
     allowed = OPTIONS.get(name, {})
     unknown = sorted(set(options) - set(allowed))
