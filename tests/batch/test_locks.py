@@ -17,35 +17,6 @@ from wemem import cli
 from wemem.batch import locks, runner
 from wemem.errors import WememError
 
-NOTEBOOKS = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "notebooks"
-
-
-@pytest.fixture
-def batch(tmp_path, monkeypatch):
-    """A tiny profile of one fixture notebook, papermill replaced by a fake that records calls."""
-    import shutil
-
-    import nbformat
-    import papermill
-
-    nbs = tmp_path / "notebooks"
-    shutil.copytree(NOTEBOOKS, nbs)
-    (nbs / "01_fail.ipynb").unlink()
-    params = tmp_path / "params" / "tiny"
-    params.mkdir(parents=True)
-    (params / "00_hello.yaml").write_text("n: 1\n")
-    calls: list = []
-
-    def execute(input_path, output_path, *, parameters, cwd, **kwargs):
-        calls.append(Path(input_path).stem)
-        nbformat.write(nbformat.read(input_path, as_version=4), output_path)
-        Path(os.environ["WEMEM_RUN_DIR"], "metrics.json").write_text('{"n": 1}\n')
-
-    monkeypatch.setattr(papermill, "execute_notebook", execute)
-    kw = {"outputs_root": tmp_path / "out", "notebooks_dir": nbs, "params_dir": tmp_path / "params"}
-    return kw, calls, nbs, params
-
-
 HOLD = """
 import sys, time
 from pathlib import Path

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import nbformat
@@ -18,35 +17,6 @@ from wemem.errors import ParamsError
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "tests" / "fixtures" / "notebooks"
-
-
-def _fake_execute(calls: list):
-    def execute(input_path, output_path, *, parameters, cwd, **kwargs):
-        import os
-
-        calls.append(Path(input_path).stem)
-        nb = nbformat.read(input_path, as_version=4)
-        nbformat.write(nb, output_path)
-        Path(os.environ["WEMEM_RUN_DIR"], "metrics.json").write_text('{"n": 1}\n')
-        log = os.environ["WEMEM_CACHE_LOG"]  # what a notebook's cache accesses append
-        Path(log).write_text("dense/" + "a" * 64 + "\n" + "dense/" + "a" * 64 + "\n")
-        assert os.environ["WEMEM_EXECUTOR"] == "local"
-
-    return execute
-
-
-@pytest.fixture
-def batch(tmp_path, monkeypatch):
-    nbs = tmp_path / "notebooks"
-    shutil.copytree(NOTEBOOKS, nbs)
-    (nbs / "01_fail.ipynb").unlink()
-    params = tmp_path / "params" / "tiny"
-    params.mkdir(parents=True)
-    (params / "00_hello.yaml").write_text("n: 1\n")
-    calls: list = []
-    monkeypatch.setattr(papermill, "execute_notebook", _fake_execute(calls))
-    kw = {"outputs_root": tmp_path / "out", "notebooks_dir": nbs, "params_dir": tmp_path / "params"}
-    return kw, calls, nbs, params
 
 
 def test_unchanged_run_is_skipped_and_force_reruns(batch):
@@ -183,7 +153,7 @@ def test_a_corrupted_cache_entry_a_run_recomputes_is_in_its_run_json(batch, tmp_
     store.save("dense", key, {"w": 1}, {"n": 1})
     payload, _ = store._paths("dense", key)
     payload.write_bytes(payload.read_bytes()[:-3])  # truncated
-    fake = _fake_execute(calls)
+    fake = papermill.execute_notebook  # the batch fixture's fake (tests/batch/conftest.py)
 
     def execute(*args, **kwargs):
         fake(*args, **kwargs)
