@@ -32,7 +32,9 @@ __all__ = ["SAMIA", "samia_attack", "samia_tokens"]
 
 #: Victim samples scored per forward pass: the attention weights of a batch take
 #: batch × heads × C² floats (8192 samples at C = 100: 1.3 GB), so small batches stay in cache and
-#: score CIFAR-100/Texas/Purchase about 1.5x faster on a CPU; each score is the same to the bit.
+#: score CIFAR-100/Texas/Purchase about 1.5x faster on a CPU; each score is the same up to float32
+#: rounding (bit-identical on an AMD EPYC; the BLAS kernels of other batch sizes may differ in the
+#: last bits on an Intel Xeon). The batch is fixed, so the scores are deterministic.
 SCORE_BATCH = 128
 
 
