@@ -58,7 +58,9 @@ def test_bad_value_exits_2_and_names_field_and_allowed(tmp_path, capsys):
 def test_missing_dataset_exits_2_with_how_to_obtain(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("WEMEM_DATA", str(tmp_path / "nodata"))
     params, nbs, out = _tree(
-        tmp_path, "mine", {"02_motivation.yaml": "dataset: cifar10\narch: resnet18\n"}
+        tmp_path,
+        "mine",
+        {"02_motivation.yaml": "dataset: cifar10\narch: resnet18\ndata_options: {}\n"},
     )
     code, err = _run(capsys, params, nbs, out, "mine")
     assert code == 2 and "cifar10" in err and "wemem data fetch cifar10" in err
