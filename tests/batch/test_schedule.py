@@ -28,9 +28,21 @@ profiles:
 """
 
 
+PAIR = {"a": "b", "b": "a"}  # started together by two jobs
+
+
 def _fake_run(spec: RunSpec, *, log: str, fail: str = "") -> dict:
-    """Stands in for run_notebook: records when it ran (a module-level function: picklable)."""
+    """Stands in for run_notebook: records when it ran (a module-level function: picklable).
+
+    ``a`` and ``b`` wait (up to 30 s) until the other has started: a scheduler that runs them at
+    once passes however slowly its worker processes start; one that runs them one after the
+    other leaves them not overlapping, and the test fails."""
     start = time.time()
+    if spec.stem in PAIR:
+        (Path(log) / f"{spec.stem}.started").touch()
+        partner = Path(log) / f"{PAIR[spec.stem]}.started"
+        while not partner.exists() and time.time() - start < 30:
+            time.sleep(0.02)
     time.sleep(0.6)
     if spec.stem == fail:
         raise ValueError(f"{spec.stem} failed")
