@@ -13,7 +13,7 @@ from wemem.data.fixtures import write_fixtures
 from wemem.data.noise import apply_label_noise
 from wemem.data.pool import Pool, load_pool
 from wemem.data.registry import DATASETS, DatasetInfo, data_root, is_available, is_fixture
-from wemem.data.splits import ModelSplit, Splits, make_splits
+from wemem.data.splits import ModelSplit, Splits, make_splits, reference_keep, reference_split
 
 __all__ = [
     "DATASETS",
@@ -29,5 +29,7 @@ __all__ = [
     "is_fixture",
     "load_pool",
     "make_splits",
+    "reference_keep",
+    "reference_split",
     "write_fixtures",
 ]

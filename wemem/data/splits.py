@@ -8,6 +8,9 @@ With P = rows ``0..n_train-1`` and T = rows ``n_train..n_train+n_test-1`` of a
    is split 34/66 (``seed``) into victim dev and victim test (the non-members).
 3. Shadow i repeats step 2 on A with ``seed + i``.
 
+Online LiRA's reference models (:func:`reference_keep`, :func:`reference_split`) train on random
+halves of P instead, balanced so that every P row is IN for exactly half of them.
+
 Every split is ``sklearn.model_selection.train_test_split``. Its test part has
 ``ceil(test_share * n)`` rows; we compute that count in exact rational arithmetic (so ``1 - 0.9``
 cannot round to a different count) and pass it as an integer, which draws the very same
@@ -181,3 +184,59 @@ def make_splits(
         for i in range(n_shadows)
     )
     return Splits(victim=victim, shadows=shadows, digest=_digest([victim, *shadows]))
+
+
+def reference_keep(n_rows: int, n_refs: int, seed: int) -> np.ndarray:
+    """The keep matrix of ``n_refs`` online-LiRA reference models over ``n_rows`` target rows.
+
+    Carlini et al.'s balanced construction (S&P 2022, ``train.py``): draw a uniform
+    ``(n_refs, n_rows)`` matrix from ``numpy.random.default_rng(seed)``, argsort it along axis 0
+    (each column becomes a random permutation of ``0..n_refs-1``) and keep the entries below
+    ``n_refs / 2``. Every row is therefore IN for exactly ``n_refs / 2`` references and OUT for
+    the others, and each reference keeps about half of the rows.
+
+    Args:
+        n_rows: target rows (the training pool P: pool rows ``0..n_rows-1``).
+        n_refs: reference models; even and >= 2.
+        seed: the seed of the draw (deterministic).
+
+    Returns:
+        ``(n_refs, n_rows)`` bool; ``keep[k, i]``: reference ``k`` trains on row ``i``.
+
+    Raises:
+        ParamsError: ``n_refs`` odd or below 2, ``n_rows`` negative.
+    """
+    if not isinstance(n_refs, numbers.Integral) or isinstance(n_refs, bool):
+        raise ParamsError(f"n_refs: {n_refs!r} is not allowed; must be an even int >= 2")
+    if n_refs < 2 or n_refs % 2:
+        raise ParamsError(f"n_refs: {n_refs!r} is not allowed; must be an even int >= 2")
+    if not isinstance(n_rows, numbers.Integral) or n_rows < 0:
+        raise ParamsError(f"n_rows: {n_rows!r} is not allowed; must be an int >= 0")
+    order = np.random.default_rng(seed).random((n_refs, n_rows)).argsort(axis=0)
+    return order < n_refs // 2
+
+
+def reference_split(keep: np.ndarray, victim: ModelSplit, n_train: int, seed: int) -> ModelSplit:
+    """The split of one reference model of an online-LiRA attack on the victim.
+
+    Args:
+        keep: ``(n_train,)`` bool, the reference's row of :func:`reference_keep` over P.
+        victim: the victim's split; its dev rows in T (never trained on by any reference) are
+            the reference's early-stopping rows.
+        n_train: |P| (T starts at row ``n_train``).
+        seed: recorded as the split's ``seed`` (the keep matrix's seed).
+
+    Returns:
+        ``train`` = the kept P rows, ``dev`` = the victim's dev rows in T, ``test`` = the P rows
+        not kept (so ``train`` and ``test`` partition P), all ascending int64.
+    """
+    keep = np.asarray(keep, dtype=bool)
+    if keep.shape != (n_train,):
+        raise ValueError(f"keep must have shape ({n_train},); got {keep.shape}")
+    dev = np.sort(victim.dev[victim.dev >= n_train]).astype(np.int64)
+    return ModelSplit(
+        train=np.flatnonzero(keep).astype(np.int64),
+        dev=dev,
+        test=np.flatnonzero(~keep).astype(np.int64),
+        seed=int(seed),
+    )

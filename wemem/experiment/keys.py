@@ -1,4 +1,5 @@
-"""Cache-key specs of the victim's and shadows' models, as pure functions of plain values.
+"""Cache-key specs of the victim's, shadows' and LiRA references' models, as pure functions of
+plain values.
 
 A spec is exactly what a model depends on; :meth:`wemem.cache.Cache.key` digests it. The functions
 take settings, digests and indices (never a dataset), so a planner without data can call them with
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 
 import numpy as np
 
@@ -35,13 +37,88 @@ def defense_settings(settings: Settings, defense: str) -> Settings:
     return s
 
 
-def model_seed(seed: int, role_index: int) -> int:
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """The identity of online-LiRA reference model ``k`` of ``n_refs`` (role ``ref{k}of{n_refs}``,
+    :mod:`wemem.experiment.references`), in place of a victim/shadow role index.
+
+    ``keep_seed`` seeds the keep matrix that picks its training rows (:func:`keep_seed`). A
+    reference's dense spec carries all three under ``"reference"``, a key no victim or shadow
+    spec has, so no reference entry can take a victim's or shadow's key.
+    """
+
+    k: int
+    n_refs: int
+    keep_seed: int
+
+    @property
+    def role(self) -> str:
+        return reference_role(self.k, self.n_refs)
+
+
+_REFERENCE_ROLE = re.compile(r"ref(0|[1-9][0-9]*)of([1-9][0-9]*)")
+
+
+def reference_role(k: int, n_refs: int) -> str:
+    """The role string of reference ``k`` of ``n_refs``: ``ref{k}of{n_refs}``."""
+    return f"ref{k}of{n_refs}"
+
+
+def is_reference_role(role: str) -> bool:
+    """Whether ``role`` names a reference (starts with ``ref``; :func:`parse_reference_role` checks
+    the rest)."""
+    return role.startswith("ref")
+
+
+def parse_reference_role(role: str) -> tuple[int, int]:
+    """``(k, n_refs)`` of a role string ``ref{k}of{n_refs}`` (no leading zeros, 0 <= k < n_refs).
+
+    Raises:
+        ValueError: ``role`` is not such a string.
+    """
+    m = _REFERENCE_ROLE.fullmatch(role)
+    if m is None or int(m.group(1)) >= int(m.group(2)):
+        raise ValueError(
+            f"role {role!r}: a reference role is 'ref<k>of<n_refs>' with 0 <= k < n_refs"
+        )
+    return int(m.group(1)), int(m.group(2))
+
+
+def _sha_int(text: str, n_bytes: int) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:n_bytes], "big")
+
+
+def keep_seed(split_seed: int, seed: int) -> int:
+    """The seed of a replicate's reference keep matrix (:func:`wemem.data.reference_keep`): a
+    sha256-derived int of the run's ``split_seed`` and the replicate ``seed``, in [0, 2**63), so
+    every replicate has its own references while the victim's split stays the run's."""
+    return _sha_int(f"wemem.lira.keep|{split_seed}|{seed}", 8) >> 1
+
+
+#: Reference model seeds lie in [2**40, 2**41): far above every victim/shadow seed
+#: ``seed * 100 + role_index`` of a replicate seed below 10**10, and, times 1000 plus a round
+#: (:func:`wemem.pruning.prune_and_finetune`), still a valid torch seed.
+REFERENCE_SEED_BASE = 2**40
+
+
+def reference_seed(seed: int, k: int, n_refs: int) -> int:
+    """The seed of reference ``k`` of ``n_refs``'s initialisation and training in replicate
+    ``seed``: :data:`REFERENCE_SEED_BASE` plus 40 bits of a sha256 of the three."""
+    return REFERENCE_SEED_BASE + _sha_int(f"wemem.lira.reference|{seed}|{k}|{n_refs}", 5)
+
+
+def model_seed(seed: int, role_index: int | Reference) -> int:
     """The seed of a model's initialisation and training: replicate ``seed``, role ``role_index``
-    (0 = victim, i + 1 = shadow i)."""
+    (0 = victim, i + 1 = shadow i: ``seed * 100 + role_index``; a :class:`Reference`:
+    :func:`reference_seed`)."""
+    if isinstance(role_index, Reference):
+        return reference_seed(seed, role_index.k, role_index.n_refs)
     return seed * 100 + role_index
 
 
-def train_config(settings: Settings, *, max_epochs: int, seed: int, role_index: int) -> TrainConfig:
+def train_config(
+    settings: Settings, *, max_epochs: int, seed: int, role_index: int | Reference
+) -> TrainConfig:
     """The training settings of one model (dense: ``max_epochs``; pruning rounds: fine-tuning)."""
     s = settings
     return TrainConfig(
@@ -64,18 +141,19 @@ def rows_digest(*arrays: np.ndarray) -> str:
 
 
 def dense_spec(
-    settings: Settings, *, pool_digest: str, rows: str, seed: int, role_index: int
+    settings: Settings, *, pool_digest: str, rows: str, seed: int, role_index: int | Reference
 ) -> dict:
     """Key spec of a dense model.
 
     Args:
         pool_digest: the pool's digest (:attr:`wemem.data.Pool.digest`).
         rows: :func:`rows_digest` of the model's train and dev rows.
-        seed, role_index: the replicate seed and the role (see :func:`model_seed`).
+        seed, role_index: the replicate seed and the role (see :func:`model_seed`); a
+            :class:`Reference` adds a ``"reference"`` part (victim and shadow specs have none).
     """
     s = settings
     config = train_config(s, max_epochs=s.max_epochs, seed=seed, role_index=role_index)
-    return {
+    spec = {
         "pool": pool_digest,
         "rows": rows,
         "arch": s.arch,
@@ -84,6 +162,9 @@ def dense_spec(
         "train": config.__dict__,
         **norm_key_part(s.arch, s.norm),
     }
+    if isinstance(role_index, Reference):
+        spec["reference"] = dataclasses.asdict(role_index)
+    return spec
 
 
 def pruned_spec(
@@ -92,7 +173,7 @@ def pruned_spec(
     dense: dict,
     eval_rows: str,
     seed: int,
-    role_index: int,
+    role_index: int | Reference,
     one_shot: bool = False,
     approach: str | None = None,
     rate: float | None = None,

@@ -2,10 +2,12 @@
 
 One :class:`Experiment` is one replicate (one training seed) of the paper's setting: a victim and
 ``n_shadows`` shadow models trained by the same procedure on their own splits (spec §5.2), each
-iteratively pruned with the same defense (the *adaptive* attacker, spec §6.3). Dense models and
-pruning results are cached by a digest of exactly the settings they depend on
-(:mod:`wemem.experiment.keys`), so every notebook reuses them; the stages themselves are in
-:mod:`wemem.experiment.stages`, the per-sample outputs in :mod:`wemem.experiment.outputs`.
+iteratively pruned with the same defense (the *adaptive* attacker, spec §6.3). Online LiRA's
+reference models are roles too (``ref{k}of{K}``, not in :attr:`Experiment.roles`;
+:mod:`wemem.experiment.references`). Dense models and pruning results are cached by a digest of
+exactly the settings they depend on (:mod:`wemem.experiment.keys`), so every notebook reuses them;
+the stages themselves are in :mod:`wemem.experiment.stages`, the per-sample outputs in
+:mod:`wemem.experiment.outputs`.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class Experiment:
         self._memscores: wmemscores.MemScoreResult | None = None
         self._parent: Experiment | None = None  # the run's experiment, when this is a twin
         self._twins: dict[str, Experiment] = {}  # by norm: the one setting a twin changes
+        self._keep: dict[int, np.ndarray] = {}  # reference keep matrices, by n_refs
 
     def for_defense(self, name: str) -> Experiment:
         """The experiment whose models defense ``name``'s rows train: ``self``, except DP-SGD on a
@@ -85,16 +88,39 @@ class Experiment:
 
     # ---- splits and models -------------------------------------------------------------------
     def split(self, role: str) -> wdata.ModelSplit:
+        """The rows of ``role``: ``victim``, ``shadow{i}`` or online-LiRA reference ``ref{k}of{K}``
+        (:meth:`reference_keep`, :func:`wemem.data.reference_split`)."""
         if role == "victim":
             return self.splits.victim
+        if keys.is_reference_role(role):
+            ref = self._reference(role)
+            keep = self.reference_keep(ref.n_refs)[ref.k]
+            return wdata.reference_split(keep, self.splits.victim, self.pool.n_train, ref.keep_seed)
         return self.splits.shadows[int(role.removeprefix("shadow"))]
+
+    def reference_keep(self, n_refs: int) -> np.ndarray:
+        """``(n_refs, n_train)`` bool keep matrix of this replicate's ``n_refs`` reference models
+        over P (:func:`wemem.data.reference_keep`, seeded by :func:`keys.keep_seed` of the run's
+        split seed and the replicate seed); computed once per ``n_refs``."""
+        if n_refs not in self._keep:
+            seed = keys.keep_seed(self.settings.split_seed, self.seed)
+            self._keep[n_refs] = wdata.reference_keep(self.pool.n_train, n_refs, seed)
+        return self._keep[n_refs]
+
+    def _reference(self, role: str) -> keys.Reference:
+        k, n_refs = keys.parse_reference_role(role)
+        return keys.Reference(k, n_refs, keys.keep_seed(self.settings.split_seed, self.seed))
 
     def _role_index(self, role: str) -> int:
         return self.roles.index(role)
 
+    def _role_key(self, role: str) -> int | keys.Reference:
+        """What the keys know a role by: its index in :attr:`roles`, or a reference's identity."""
+        return self._reference(role) if keys.is_reference_role(role) else self._role_index(role)
+
     def new_model(self, role: str) -> nn.Module:
         """A freshly initialised model for ``role`` (seeded by the replicate seed and the role)."""
-        return self.build(seed=keys.model_seed(self.seed, self._role_index(role)))
+        return self.build(seed=keys.model_seed(self.seed, self._role_key(role)))
 
     def build(self, *, seed: int) -> nn.Module:
         """A freshly initialised model of the experiment's architecture on its device.
@@ -131,7 +157,7 @@ class Experiment:
     # ---- cache keys --------------------------------------------------------------------------
     def train_config(self, role: str, *, max_epochs: int) -> TrainConfig:
         return keys.train_config(
-            self.settings, max_epochs=max_epochs, seed=self.seed, role_index=self._role_index(role)
+            self.settings, max_epochs=max_epochs, seed=self.seed, role_index=self._role_key(role)
         )
 
     def dense_spec(self, role: str) -> dict:
@@ -142,7 +168,7 @@ class Experiment:
             pool_digest=self.pool.digest,
             rows=keys.rows_digest(sp.train, sp.dev),
             seed=self.seed,
-            role_index=self._role_index(role),
+            role_index=self._role_key(role),
         )
 
     def pruned_spec(
@@ -160,7 +186,7 @@ class Experiment:
             dense=self.dense_spec(role),
             eval_rows=keys.rows_digest(self.split(role).test),
             seed=self.seed,
-            role_index=self._role_index(role),
+            role_index=self._role_key(role),
             one_shot=one_shot,
             approach=approach,
             rate=rate,
