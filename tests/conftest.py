@@ -54,3 +54,42 @@ def tiny_batch(tmp_path_factory, _isolated_env):
         jobs=2,  # two runs at once, in dependency order (make test runs on 2 cores)
     )
     return out, results
+
+
+# ---- the smoke sample runs beside the suite ------------------------------------------------------
+_SMOKE_TEST = "test_smoke_sample.py::test_each_sampled_run_executes_at_smoke_scale"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the paper smoke sample (tests/test_smoke_sample.py) in the background as soon as the
+    session knows it will run it: its kernels then use the core the rest of the suite leaves
+    idle, and its test only waits for it."""
+    if not any(item.nodeid.endswith(_SMOKE_TEST) for item in session.items):
+        return
+    import tempfile
+
+    from test_smoke_sample import start_in_background
+
+    root = Path(tempfile.mkdtemp(prefix="wemem-smoke-sample-"))
+    session.config.smoke_sample = (root, start_in_background(root))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop the background smoke sample if the session ends before its test waited for it, and
+    remove its folder."""
+    started = getattr(session.config, "smoke_sample", None)
+    if started is None:
+        return
+    import os
+    import shutil
+    import signal
+    import subprocess
+
+    root, proc = started
+    if proc.poll() is None:  # the batch and its kernels: one process group
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    shutil.rmtree(root, ignore_errors=True)

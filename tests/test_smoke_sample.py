@@ -5,11 +5,13 @@ scale (params/smoke.yaml), in this test session. The whole profile runs in `make
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from wemem.batch import runner
 from wemem.data.fixtures import write_fixtures
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,29 +39,41 @@ SAMPLE = [
 ]
 
 
-@pytest.fixture(scope="module")
-def smoke_sample(tmp_path_factory, monkeypatch_module):
-    data = tmp_path_factory.mktemp("fixtures")
+def start_in_background(root: Path) -> subprocess.Popen:
+    """Start ``wemem reproduce --profile paper --smoke --only SAMPLE`` in its own process, with
+    its own fixtures, cache and outputs under ``root``; stdout and stderr go to ``root/log``.
+
+    tests/conftest.py starts it when the session collects :func:`test_each_sampled_run_executes_
+    at_smoke_scale`, so the batch runs beside the rest of the suite (most of which uses one core)
+    instead of after it; the test waits for it."""
+    data = root / "fixtures"
     write_fixtures(data)
-    monkeypatch_module.setenv("WEMEM_DATA", str(data))
-    out = tmp_path_factory.mktemp("smoke-outputs")
-    results = runner.reproduce(
-        "paper",
-        only=",".join(SAMPLE),
-        smoke=True,
-        jobs=2,
-        outputs_root=out,
-        notebooks_dir=ROOT / "notebooks",
-        params_dir=ROOT / "params",
-    )
-    return out / "smoke", results
+    env = {**os.environ, "WEMEM_DATA": str(data), "WEMEM_CACHE": str(root / "cache")}
+    cmd = [sys.executable, "-m", "wemem.cli", "reproduce", "--profile", "paper", "--smoke",
+           "--only", ",".join(SAMPLE), "--jobs", "2", "--executor", "local",
+           "--notebooks", str(ROOT / "notebooks"), "--params", str(ROOT / "params"),
+           "--outputs", str(root / "outputs")]  # fmt: skip
+    log = (root / "log").open("wb")
+    return subprocess.Popen(
+        cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+    )  # its own group: conftest can stop it all
 
 
 @pytest.fixture(scope="module")
-def monkeypatch_module():
-    mp = pytest.MonkeyPatch()
-    yield mp
-    mp.undo()
+def smoke_sample(request, tmp_path_factory):
+    """The sample's outputs folder and run records, from the background batch (started here if
+    conftest did not start it, e.g. when this test is run alone by node id)."""
+    started = getattr(request.config, "smoke_sample", None)
+    if started is None:
+        root = tmp_path_factory.mktemp("smoke-sample")
+        started = (root, start_in_background(root))
+    root, proc = started
+    rc = proc.wait(timeout=1800)
+    log = (root / "log").read_text(errors="replace")
+    assert rc == 0, f"the smoke sample failed (exit {rc}):\n{log[-4000:]}"
+    out = root / "outputs" / "smoke"
+    summary = json.loads((out / "reproduce-paper.partial.json").read_text())
+    return out, summary["runs"]
 
 
 def test_sample_covers_every_dataset_and_architecture():
@@ -88,11 +102,11 @@ def test_each_sampled_run_executes_at_smoke_scale(smoke_sample):
         "paper" if "." not in rid else f"paper-{rid.partition('.')[2]}" for rid in SAMPLE
     )
     for r in results:
-        run_dir = Path(r["out_dir"])
+        run_dir = out / r["out_dir"]
         record = json.loads((run_dir / "run.json").read_text())
         assert record["smoke"] is not None and record["profile"] == "paper"
         metrics = json.loads((run_dir / "metrics.json").read_text())
         checks = metrics.get("checks", {})
-        assert all(checks.values()), (r["stem"], checks)
-        page = Path(r["report"]).read_text()
+        assert all(checks.values()), (r["notebook"], checks)
+        page = (out / r["report"]).read_text()
         assert "smoke scale: sizes shrunk, not results" in page
