@@ -33,6 +33,13 @@ TINY = {
 }
 
 
+@pytest.fixture(scope="session")
+def tiny_values() -> dict:
+    """:data:`TINY` for module-scoped fixtures (``from conftest import`` would find
+    tests/batch/conftest.py in a whole-suite session)."""
+    return dict(TINY)
+
+
 @pytest.fixture
 def tiny_settings(tmp_path) -> params.Settings:
     """A few-second synthetic setting with its own cache folder."""

@@ -8,7 +8,6 @@ from statistics import NormalDist
 
 import numpy as np
 import pytest
-from conftest import TINY  # tests/conftest.py
 
 import wemem.experiment.stages as S
 from wemem import params
@@ -27,10 +26,10 @@ RSW = {"width": 20, "step": 5}  # a WeMem defense at tiny scale (tests/experimen
 
 
 @pytest.fixture(scope="module")
-def settings(tmp_path_factory) -> params.Settings:
+def settings(tmp_path_factory, tiny_values) -> params.Settings:
     """The tiny setting with its own module-wide cache and cheap mem-scores (for RSW)."""
     cache = tmp_path_factory.mktemp("refs")
-    s = {**TINY, "cache_dir": str(cache), "memscore_models": 4, "memscore_epochs": 2}
+    s = {**tiny_values, "cache_dir": str(cache), "memscore_models": 4, "memscore_epochs": 2}
     return params.validate(s)
 
 
@@ -132,8 +131,8 @@ EXP_BEFORE = {
 }  # fmt: skip
 
 
-def test_victim_and_shadow_specs_are_unchanged():
-    s = params.validate({**TINY, "n_shadows": 2})  # the cache folder is no part of a spec
+def test_victim_and_shadow_specs_are_unchanged(tiny_values):
+    s = params.validate({**tiny_values, "n_shadows": 2})  # the cache folder is no part of a spec
     for (seed, ri), (dense, pruned) in KEYS_BEFORE.items():
         d = keys.dense_spec(s, pool_digest="p" * 64, rows="r" * 64, seed=seed, role_index=ri)
         p = keys.pruned_spec(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY  # tests/conftest.py
 
 from wemem import params
 from wemem.attacks.intervals import metric_intervals, metric_name
@@ -72,10 +71,10 @@ def test_decile_view_finds_where_the_leak_is():
 
 # ---- the four attacks on a tiny trained run -----------------------------------------------------
 @pytest.fixture(scope="module")
-def exp(tmp_path_factory):
+def exp(tmp_path_factory, tiny_values):
     cache = tmp_path_factory.mktemp("strongest")
     s = {
-        **TINY,
+        **tiny_values,
         "cache_dir": str(cache),
         "memscore_models": 4,
         "memscore_epochs": 2,

@@ -27,6 +27,7 @@ from typing import Any, NoReturn
 from wemem.attacks.classifier import train_settings
 from wemem.defenses.catalog import defense_spec
 from wemem.defenses.config import window_grid
+from wemem.data.splits import reference_keep
 from wemem.defenses.primitives import MODES
 from wemem.errors import ParamsError
 from wemem.experiment.adaptive import STAGES
@@ -170,6 +171,9 @@ RULES: dict[str, Rule] = {
     "attack_train_max": Rule(int, lo=1, optional=True, note="None: every shadow sample"),
     "stages": Rule(str, choices=STAGES, many=True),  # 08
     "leakage_fpr": Rule(float, **_FRACTION),  # 08
+    "lira_refs": Rule(int, lo=4, hi=4096, via=lambda k: reference_keep(0, k, 0), note="even"),
+    "rmia_gamma": Rule(float, lo=1.0, note="RMIA's γ (paper: 1)"),  # 06, 08 (with lira_refs)
+    "strongest_boot": Rule(int, lo=20, hi=100_000, note="bootstrap resamples"),  # 06, 08
     # mem-scores (01) and the motivation (02)
     "kfold_models": Rule(int, lo=2, note="folds of the k-fold proxy"),
     "convergence_ks": Rule(int, lo=2, many=True, note="each <= memscore_models"),

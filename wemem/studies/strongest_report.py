@@ -136,3 +136,50 @@ def decile_table(
                          "n": int(sel.sum()),
                          "tpr": float(hit[sel].mean()) if sel.any() else float("nan")})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def attack_key(label: str) -> str:
+    """The attack key of a table's label (``"LiRA (online)"`` → ``lira_online``)."""
+    return {v: k for k, v in LABELS.items()}[label]
+
+
+def stage_claims(table: pd.DataFrame, *, fpr: float = 0.01) -> dict:
+    """Notebook 08 at low FPR: "iterative pruning leaks more than one-shot pruning, and more
+    than the dense model", per attack, as TPR(iterative) − TPR(other) against the two victims'
+    bootstrap standard errors (direction *greater*). ``{attack: {"one-shot": d, "dense": d}}``."""
+    col = metric_name(fpr)
+    out: dict = {}
+    for attack in dict.fromkeys(table.attack):
+        rows = table[table.attack == attack].set_index("setting")
+        if "iterative" not in rows.index:
+            continue
+        it = rows.loc["iterative"]
+        out[attack] = {
+            other: {
+                **decide(
+                    float(it[col] - rows.loc[other, col]),
+                    math.hypot(float(it[f"{col}_se"]), float(rows.loc[other, f"{col}_se"])),
+                    noise="bootstrap SE of both victims",
+                ),
+                "metric": col,
+            }  # fmt: skip
+            for other in ("one-shot", "dense")
+            if other in rows.index
+        }
+    return out
+
+
+def summary_text(claim: dict) -> str:
+    """One paragraph stating :func:`claims` with the figures that decided it."""
+    if not claim.get("strongest_attack"):
+        return "The strongest-attack claim was not evaluated (no Base row or no WeMem row)."
+    parts = []
+    for method, d in claim["by_method"].items():
+        parts.append(
+            f"{method} {d['status']} (difference {d['difference']:+.3f}, noise ±{d['resolution']:.3f})"
+        )
+    return (
+        f"Against the strongest attack, **{claim['strongest_attack']}** (highest "
+        f"{claim['metric'].replace('tpr@', 'TPR at ')} FPR against Base), the claim *WeMem lowers "
+        f"leakage* **{claim['status']}**: " + "; ".join(parts) + "."
+    )
