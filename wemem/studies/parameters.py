@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from wemem.attacks.classifier import train_settings
+from wemem.data.splits import reference_keep
 from wemem.defenses.catalog import defense_spec
 from wemem.defenses.config import window_grid
-from wemem.data.splits import reference_keep
 from wemem.defenses.primitives import MODES
 from wemem.errors import ParamsError
 from wemem.experiment.adaptive import STAGES

@@ -183,3 +183,14 @@ def summary_text(claim: dict) -> str:
         f"{claim['metric'].replace('tpr@', 'TPR at ')} FPR against Base), the claim *WeMem lowers "
         f"leakage* **{claim['status']}**: " + "; ".join(parts) + "."
     )
+
+
+def stage_text(stage_claims_: dict) -> str:
+    """One line per attack stating :func:`stage_claims` ("iterative leaks more than ...")."""
+    lines = []
+    for attack, by_other in stage_claims_.items():
+        said = [f"than {other}: {d['status']} (difference {d['difference']:+.3f}, "
+                f"noise ±{d['resolution']:.3f})" for other, d in by_other.items()]  # fmt: skip
+        if said:
+            lines.append(f"- **{attack}**, iterative pruning leaks more " + "; ".join(said))
+    return "\n".join(lines) or "No stage pair to compare (the run has no iterative stage)."
