@@ -61,8 +61,9 @@ def test_the_plan_lists_exactly_the_entries_the_run_used(tiny_06):
     kinds = {text.split()[0] for text in result.planned}
     assert kinds == {"dense", "memscores", "pruned"}
     # 3 dense, 1 mem-scores, (Base, PPB, RelaxLoss, ADV (official), then DP, RSW, RMR, SWMR and
-    # ADV (Nasr) beside) x 3 models
-    assert sum(result.planned.values()) == 3 + 1 + 9 * 3
+    # ADV (Nasr) beside) x 3 models; the strongest attacks' 4 online-LiRA references: dense, and
+    # pruned with each of the 8 paper bars
+    assert sum(result.planned.values()) == 3 + 1 + 9 * 3 + 4 + 8 * 4
 
 
 def test_a_plan_of_other_settings_differs_from_the_run(tiny_06):
@@ -109,7 +110,9 @@ def test_group_norm_models_are_other_models_mem_scores_included():
         for e in planned.values()
         if e.kind == "pruned" and e.spec["defense"] == "dp"
     }
-    assert group_dense == dp_dense and len(group_dense) == 1 + run["n_shadows"]
+    # the victim, its shadows and the strongest attacks' references, each with a GroupNorm twin
+    assert group_dense == dp_dense
+    assert len(group_dense) == 1 + run["n_shadows"] + run["lira_refs"]
 
 
 def test_planned_specs_are_the_real_key_functions_with_placeholders():

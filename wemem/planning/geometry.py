@@ -14,6 +14,13 @@ from typing import Any
 
 from wemem.data.files import read_fixture_marker
 from wemem.data.registry import dataset_dir, dataset_info
+from wemem.experiment.keys import (
+    Reference,
+    is_reference_role,
+    keep_seed,
+    parse_reference_role,
+    reference_role,
+)
 from wemem.params import FIELDS, Settings, validate
 
 
@@ -34,6 +41,14 @@ class Ctx:
     sizes: dict[str, tuple[int, int, int]]  # "victim"/"shadow" -> (members, dev, non-members)
 
     def role_sizes(self, role: str) -> tuple[int, int, int]:
+        """(members, dev, non-members) of a role; an online-LiRA reference trains on half of P
+        (the other half are its non-members) and stops early on the victim's dev rows in T."""
+        if is_reference_role(role):
+            m, dev, t = self.sizes["victim"]
+            dev_t = math.ceil(
+                Fraction(dev) * Fraction(self.n_test, self.n_test + self.n_train // 20)
+            )
+            return self.n_train // 2, dev_t, self.n_train - self.n_train // 2
         return self.sizes["victim" if role == "victim" else "shadow"]
 
     @property
@@ -75,9 +90,21 @@ def make_ctx(params: dict[str, Any]) -> Ctx:
     return Ctx(s, params, n_train, n_test, tuple(shape), int(classes), sizes)
 
 
-def role_index(role: str) -> int:
-    """0 for the victim, i + 1 for shadow i (:meth:`wemem.experiment.replicate.Experiment._role_index`)."""
+def role_index(role: str, s: Settings | None = None, seed: int = 0) -> int | Reference:
+    """0 for the victim, i + 1 for shadow i; for an online-LiRA reference ``ref<k>of<K>`` its
+    :class:`~wemem.experiment.keys.Reference` (needs the settings' split seed and the replicate
+    seed) (:meth:`wemem.experiment.replicate.Experiment._role_index`)."""
+    if is_reference_role(role):
+        if s is None:
+            raise ValueError(f"role {role!r}: a reference's identity needs the settings")
+        k, n_refs = parse_reference_role(role)
+        return Reference(k, n_refs, keep_seed(s.split_seed, seed))
     return 0 if role == "victim" else int(role.removeprefix("shadow")) + 1
+
+
+def reference_names(n_refs: int) -> list[str]:
+    """The role strings of ``n_refs`` online-LiRA references (:mod:`wemem.experiment.references`)."""
+    return [reference_role(k, n_refs) for k in range(n_refs)]
 
 
 def role_names(n_shadows: int, victim: bool = True) -> list[str]:

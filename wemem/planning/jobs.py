@@ -23,7 +23,7 @@ from wemem.defenses.catalog import WINDOW_ORDER
 from wemem.defenses.config import BASE, DefenseConfig
 from wemem.experiment.keys import defense_settings
 from wemem.planning import entries as E
-from wemem.planning.geometry import Ctx, role_index, role_names
+from wemem.planning.geometry import Ctx, reference_names, role_index, role_names
 
 SENSITIVITY_PASSES = E.SENSITIVITY_M + 1  # m perturbed copies + the clean input
 #: ADV's defaults: inference-model steps before every ``attack_every``-th classifier step
@@ -77,9 +77,10 @@ class Job:
 
 
 def _who(roles: list[str]) -> str:
-    n_sh = sum(r != "victim" for r in roles)
+    n_ref = sum(r.startswith("ref") for r in roles)
+    n_sh = sum(r.startswith("shadow") for r in roles)
     parts = (["victim"] if "victim" in roles else []) + ([f"{n_sh} shadows"] if n_sh else [])
-    return "+".join(parts)
+    return "+".join(parts + ([f"{n_ref} LiRA references"] if n_ref else []))
 
 
 # ----------------------------------------------------------------------------- model jobs
@@ -101,7 +102,8 @@ def _model_job(c: Ctx, what: str, n: int, **kw: Any) -> Job:
 
 
 def _dense(c: Ctx, role: str, seed: int | None) -> E.Entry:
-    return E.dense_entry(c.s, role, role_index(role), seed=c.seed if seed is None else seed)
+    seed = c.seed if seed is None else seed
+    return E.dense_entry(c.s, role, role_index(role, c.s, seed), seed=seed)
 
 
 def dense_jobs(c: Ctx, roles: list[str], *, seed: int | None = None) -> list[Job]:
@@ -189,7 +191,7 @@ def _pruned_entries(
         E.pruned_entry(
             s,
             r,
-            role_index(r),
+            role_index(r, s, c.seed if seed is None else seed),
             dense=_dense(cd, r, seed),
             seed=c.seed if seed is None else seed,
             one_shot=one_shot,
@@ -356,4 +358,17 @@ def sweep_jobs(c: Ctx, configs: list[DefenseConfig]) -> list[Job]:
             train_max=p.get("attack_train_max"),
             what=config.setting,
         )
+    return jobs
+
+
+def reference_jobs(c: Ctx, configs: list[DefenseConfig], stages=("iterative",)) -> list[Job]:
+    """Online LiRA's ``lira_refs`` references (:func:`wemem.experiment.references.
+    reference_stage`): dense, then pruned like the victim with each config at each stage."""
+    roles = reference_names(c.p.get("lira_refs", 0))
+    if not roles:
+        return []
+    jobs = dense_jobs(c, roles)
+    for config in configs:
+        for stage in (st for st in stages if st != "dense"):
+            jobs += pruned_jobs(c, roles, config, one_shot=stage == "one-shot")
     return jobs

@@ -172,7 +172,13 @@ def _plan_06(c: Ctx) -> list[Job]:
         adv_mode=p["adv_modes"][0],
     )
     chosen = comparison.comparison_configs_for(PlanReplicate(c), comparison.choice_from(p))
-    return _common(c) + sweep_jobs(c, baselines) + sweep_jobs(c, chosen)
+    bars = sweeps.select(chosen, comparison.PAPER_BARS)  # the strongest attacks' references
+    return (
+        _common(c)
+        + sweep_jobs(c, baselines)
+        + sweep_jobs(c, chosen)
+        + _jobs.reference_jobs(c, bars)
+    )
 
 
 def _plan_07(c: Ctx) -> list[Job]:
@@ -202,7 +208,7 @@ def _plan_08(c: Ctx) -> list[Job]:
             epochs_by={"samia": p["samia_epochs"]},
             what=stage,
         )
-    return jobs
+    return jobs + _jobs.reference_jobs(c, [BASE], stages=p["stages"])
 
 
 def _plan_09(c: Ctx) -> list[Job]:
