@@ -37,7 +37,10 @@ def _untimed(obj):
 
 
 # Ray starts a local cluster (about 30-70 s on 2 cores): `make test-slow`, which .ci/run also runs
-@pytest.mark.parametrize("other", ["pool", pytest.param("ray", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "other",
+    [pytest.param("pool", marks=pytest.mark.slow), pytest.param("ray", marks=pytest.mark.slow)],
+)  # both slow (make test-slow): make test keeps the pool through test_sweep_under_pool_equals_local
 def test_parallel_experiment_equals_local(other, tiny_settings, tmp_path, monkeypatch):
     if other == "ray":
         pytest.importorskip("ray")
