@@ -73,6 +73,10 @@ PROMISES = {
         "tables/baselines.csv",
         "tables/comparison.csv",
         "figures/comparison.png",
+        "tables/strongest.csv",
+        "tables/strongest_deciles.csv",
+        "figures/strongest_roc.png",
+        "figures/strongest_deciles.png",
     ],
     "07_dpsgd_opacus": [
         "metrics.json",
@@ -103,6 +107,8 @@ PROMISES = {
         "tables/memscore_leakage.csv",
         "figures/roc_curves.png",
         "figures/memscore_leakage.png",
+        "tables/strongest.csv",
+        "figures/strongest_roc.png",
     ],
     "12_paper_tables": [
         "metrics.json",
@@ -263,3 +269,25 @@ def test_paper_profile_covers_the_six_datasets():
     }
     datasets = {v.split("_")[0] for v in variants}
     assert datasets == {"cifar10", "cifar100", "cinic10", "texas100", "location30", "purchase100"}
+
+
+def test_the_strongest_attacks_are_reported_for_every_defense_and_stage(tiny_batch):
+    """Issue 15: RMIA and LiRA, offline and online, with intervals, for each paper bar (06) and
+    each stage (08), and the claims as verdicts."""
+    import pandas as pd
+
+    out, _ = tiny_batch
+    attacks = {"RMIA (offline)", "LiRA (offline)", "LiRA (online)", "RMIA (online)"}
+    for stem in ("06_baselines", "08_attacks"):
+        t = pd.read_csv(out / stem / "tiny" / "tables" / "strongest.csv")
+        for _, rows in t.groupby("setting"):
+            assert set(rows.attack) == attacks
+        for m in ("auc", "tpr@0.1%", "tpr@1%"):
+            assert (t[f"{m}_lo"] <= t[f"{m}_hi"]).all() and t[m].between(0, 1).all()
+    six = pd.read_csv(out / "06_baselines" / "tiny" / "tables" / "strongest.csv")
+    assert set(six.setting) == {"Base", "PPB", "ADV", "DP", "RelaxLoss", "RSW", "RMR", "SWMR"}
+    m6 = json.loads((out / "06_baselines" / "tiny" / "metrics.json").read_text())
+    assert m6["strongest"]["status"] in ("holds", "does not hold", "unresolved")
+    assert set(m6["strongest"]["by_method"]) == {"RSW", "RMR", "SWMR"}
+    m8 = json.loads((out / "08_attacks" / "tiny" / "metrics.json").read_text())
+    assert set(m8["strongest_stages"]) == attacks
