@@ -24,22 +24,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from calibrate import cpu_name  # benchmarks/calibrate.py (the script folder is on sys.path)
 
 from wemem.attacks.lira import lira_offline, lira_online
 from wemem.attacks.rmia import rmia_scores
 
 TARGET_S = 1.0
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo, else what :mod:`platform` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def best_of(repeats: int, fn: Callable[[], object]) -> float:
@@ -95,7 +85,7 @@ def main() -> None:
     }
     seconds = {name: best_of(args.repeats, fn) for name, fn in runs.items()}
 
-    cpu = cpu_model()
+    cpu = cpu_name()
     threads = os.environ.get("OMP_NUM_THREADS", "unset")
     print(f"CPU: {cpu} ({os.cpu_count()} logical cores; OMP_NUM_THREADS={threads})")
     print(f"numpy {np.__version__}, python {platform.python_version()}")

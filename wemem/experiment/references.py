@@ -30,6 +30,7 @@ reference models (below about 64): a per-sample σ from ``K/2`` values is too no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,7 @@ __all__ = [
     "offline_lira_scores",
     "online_lira_scores",
     "phi_matrix",
+    "signal_matrix",
     "reference_roles",
     "reference_stage",
     "split_in_out",
@@ -157,18 +159,26 @@ def _p_rows(st: ReferenceStage, rows: ArrayLike) -> NDArray[np.int64]:
     return r
 
 
-def phi_matrix(st: ReferenceStage, rows: ArrayLike) -> NDArray[np.float64]:
-    """``(K, n)`` float64 φ (:func:`wemem.attacks.lira.phi`) of every reference on P ``rows``,
-    from the references' cached outputs (their members and non-members together cover P)."""
+def signal_matrix(
+    st: ReferenceStage, rows: ArrayLike, signal: Callable[[ArrayLike, ArrayLike], NDArray]
+) -> NDArray[np.float64]:
+    """``(K, n)`` float64 ``signal(probs, labels)`` of every reference on P ``rows``, from the
+    references' cached outputs (their members and non-members together cover P)."""
     r = _p_rows(st, rows)
     out = np.empty((st.n_refs, len(r)), dtype=np.float64)
     for k, role in enumerate(st.roles):
         o = st.outputs[role]
         full = np.full(st.keep.shape[1], np.nan)
-        full[o.rows_in] = phi(o.probs_in, o.labels_in)
-        full[o.rows_out] = phi(o.probs_out, o.labels_out)
+        full[o.rows_in] = signal(o.probs_in, o.labels_in)
+        full[o.rows_out] = signal(o.probs_out, o.labels_out)
         out[k] = full[r]
     return out
+
+
+def phi_matrix(st: ReferenceStage, rows: ArrayLike) -> NDArray[np.float64]:
+    """``(K, n)`` float64 φ (:func:`wemem.attacks.lira.phi`) of every reference on P ``rows``
+    (:func:`signal_matrix`)."""
+    return signal_matrix(st, rows, phi)
 
 
 def keep_for(st: ReferenceStage, rows: ArrayLike) -> NDArray[np.bool_]:

@@ -135,18 +135,6 @@ def offline_scores(
     ]  # fmt: skip
 
 
-def _reference_probs(st: references.ReferenceStage, rows: np.ndarray) -> np.ndarray:
-    """``(K, n)`` true-class probabilities of every reference on P ``rows``, from the cache."""
-    out = np.empty((st.n_refs, len(rows)))
-    for k, role in enumerate(st.roles):
-        o = st.outputs[role]
-        full = np.full(st.keep.shape[1], np.nan)
-        full[o.rows_in] = true_class_prob(o.probs_in, o.labels_in)
-        full[o.rows_out] = true_class_prob(o.probs_out, o.labels_out)
-        out[k] = full[rows]
-    return out
-
-
 def online_scores(
     exp: Experiment,
     victim: nn.Module,
@@ -165,7 +153,7 @@ def online_scores(
     ref_models = [ref.models[r] for r in ref.roles]
     rmia = rmia_scores(
         _true_probs([victim], exp, rows)[0],
-        _reference_probs(ref, rows),
+        references.signal_matrix(ref, rows, true_class_prob),
         _true_probs([victim], exp, z)[0],
         _true_probs(ref_models, exp, z),
         gamma=gamma,
