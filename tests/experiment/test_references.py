@@ -304,16 +304,21 @@ def test_online_lira_beats_offline_and_meets_the_analytic_auc(shared):
     assert abs(auc_on - expect_on) < 0.015 and abs(auc_off - expect_off) < 0.015
 
 
-# spawned workers import torch (about 20 s on 2 cores): `make test-slow`
+# spawned workers import torch (about 20 s on 2 cores), Ray starts a local cluster: `make test-slow`
 @pytest.mark.slow
-def test_the_worker_pool_trains_the_references_the_local_executor_does(settings, monkeypatch):
+@pytest.mark.parametrize("other", ["pool", "ray"])
+def test_the_pool_and_ray_train_the_references_the_local_executor_does(
+    other, settings, monkeypatch
+):
     from wemem.experiment import executor
 
+    if other == "ray":
+        pytest.importorskip("ray")
     monkeypatch.setenv("WEMEM_POOL_WORKERS", "2")
     stages = {}
-    for name in ("local", "pool"):
+    for name in ("local", other):
         monkeypatch.setenv("WEMEM_EXECUTOR", name)
-        s = replace(settings, cache_dir=str(settings.cache_dir) + f"-{name}")
+        s = replace(settings, cache_dir=str(settings.cache_dir) + f"-{other}-{name}")
         exp = Experiment(s, seed=0)
         roles = references.reference_roles(exp, 4)
         requests = [
@@ -323,5 +328,5 @@ def test_the_worker_pool_trains_the_references_the_local_executor_does(settings,
         stages[name] = references.reference_stage(exp, "rmr", n_refs=4, tau=0.5, lambda_r=0.1)
     executor.shutdown()
     for role in stages["local"].roles:
-        a, b = stages["local"].outputs[role], stages["pool"].outputs[role]
+        a, b = stages["local"].outputs[role], stages[other].outputs[role]
         assert np.array_equal(a.probs_in, b.probs_in) and np.array_equal(a.probs_out, b.probs_out)
