@@ -25,7 +25,6 @@ SAMPLE = [
     "01_memorization_scores.cifar10_densenet121",
     "01_memorization_scores.cifar100_resnet18",
     "02_motivation.cinic10_vgg16bn",
-    "02_motivation.texas100_fc",
     "03_defense_rsw.location30_fc",
     "04_defense_rmr.location30_fc",
     "05_defense_swmr.location30_fc",
@@ -33,7 +32,7 @@ SAMPLE = [
     "07_dpsgd_opacus.location30_fc",
     "08_attacks.purchase100_fc",
     "09_pruning_approaches.location30_fc",
-    "10_time_cost.location30_fc",
+    "10_time_cost.texas100_fc",  # Texas here: 02 on Texas costs more than 10 on Texas and Location
     "11_autotune.location30_fc",
     "12_paper_tables",
 ]
