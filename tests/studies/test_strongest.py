@@ -33,6 +33,17 @@ def test_intervals_cover_the_value_and_shrink_with_more_samples():
     assert large[metric_name(0.001)]["resolvable"] is True
 
 
+def test_interval_values_are_the_metrics_functions():
+    from wemem.attacks.metrics import roc_auc, tpr_at_fpr
+
+    rng = np.random.default_rng(3)
+    s_in, s_out = np.round(rng.normal(0.5, 1, 700), 1), np.round(rng.normal(0, 1, 900), 1)  # ties
+    m = metric_intervals(s_in, s_out, fprs=(0.001, 0.01, 0.1), n_boot=20)
+    assert m["auc"]["value"] == roc_auc(s_in, s_out)
+    for f in (0.001, 0.01, 0.1):
+        assert m[metric_name(f)]["value"] == tpr_at_fpr(s_in, s_out, f)
+
+
 @pytest.mark.parametrize("kw", [{"n_boot": 5}, {"level": 1.0}, {"fprs": (0.0,)}])
 def test_intervals_refuse_bad_parameters(kw):
     with pytest.raises(ParamsError):

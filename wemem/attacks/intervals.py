@@ -3,7 +3,8 @@
 A low-FPR figure is read off a handful of non-members (TPR at 0.1 % FPR on 2,000 non-members is
 decided by the 2 highest-scoring ones), so a difference between two defenses means something only
 beside its noise. :func:`metric_intervals` resamples the members and the non-members separately
-(a stratified bootstrap: the member share stays fixed), recomputes each metric on every resample
+(a stratified bootstrap: the member share stays fixed), recomputes each metric on every resample (the TPRs read off one ROC curve, as
+:func:`wemem.attacks.metrics.tpr_at_fpr` does)
 and reports the point value on the full data, the percentile interval and the bootstrap standard
 error (the resolution :mod:`wemem.studies.verdicts` compares differences against).
 
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from wemem.attacks.metrics import roc_auc, tpr_at_fpr
+from wemem.attacks.metrics import roc_auc, roc_curve
 from wemem.errors import ParamsError
 
 __all__ = ["metric_intervals", "metric_name"]
@@ -31,7 +32,10 @@ def metric_name(fpr: float) -> str:
 
 
 def _metrics(s_in: np.ndarray, s_out: np.ndarray, fprs: Sequence[float]) -> list[float]:
-    return [roc_auc(s_in, s_out), *(tpr_at_fpr(s_in, s_out, f) for f in fprs)]
+    """AUC and TPR at each FPR; one ROC curve for every TPR (read as
+    :func:`wemem.attacks.metrics.tpr_at_fpr` reads it)."""
+    fpr, tpr, _ = roc_curve(s_in, s_out)
+    return [roc_auc(s_in, s_out), *(float(tpr[fpr <= f].max()) for f in fprs)]
 
 
 def metric_intervals(

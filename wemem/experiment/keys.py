@@ -84,6 +84,13 @@ def parse_reference_role(role: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
+def reference_of(role: str, *, split_seed: int, seed: int) -> Reference:
+    """The :class:`Reference` of role ``ref{k}of{n_refs}`` in replicate ``seed`` of a run with
+    ``split_seed`` (the experiment and the planner both know a reference by it)."""
+    k, n_refs = parse_reference_role(role)
+    return Reference(k, n_refs, keep_seed(split_seed, seed))
+
+
 def _sha_int(text: str, n_bytes: int) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:n_bytes], "big")
 

@@ -214,19 +214,29 @@ def split_in_out(
 
 
 def _targets(
-    exp: Experiment, victim_model: nn.Module, st: ReferenceStage
+    exp: Experiment, victim_model: nn.Module, st: ReferenceStage, phi_victim: ArrayLike | None
 ) -> tuple[NDArray, NDArray, NDArray, NDArray, NDArray]:
-    """P rows, victim membership, the victim's φ and the references' IN/OUT φ on them."""
+    """P rows, victim membership, the victim's φ (computed unless given) and the references'
+    IN/OUT φ on them."""
     rows = np.arange(st.keep.shape[1], dtype=np.int64)
-    labels = exp.pool.y[: len(rows)].cpu().numpy()  # the labels the models trained on
-    phi_victim = shadow_phi_on([victim_model], exp.pool.x, rows, labels)[0]
+    if phi_victim is None:
+        labels = exp.pool.y[: len(rows)].cpu().numpy()  # the labels the models trained on
+        phi_victim = shadow_phi_on([victim_model], exp.pool.x, rows, labels)[0]
+    phi_victim = np.asarray(phi_victim, dtype=np.float64)
+    if phi_victim.shape != rows.shape:
+        raise ValueError(f"phi_victim must be ({len(rows)},): the victim's φ on every P row")
     phi_in, phi_out = split_in_out(phi_matrix(st, rows), st.keep)
     member = np.isin(rows, exp.split("victim").train)
     return rows, member, phi_victim, phi_in, phi_out
 
 
 def online_lira_scores(
-    exp: Experiment, victim_model: nn.Module, st: ReferenceStage, *, global_variance: bool = True
+    exp: Experiment,
+    victim_model: nn.Module,
+    st: ReferenceStage,
+    *,
+    global_variance: bool = True,
+    phi_victim: ArrayLike | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.bool_], NDArray[np.int64]]:
     """Online LiRA on the victim over every P row, with the stage's references.
 
@@ -239,12 +249,13 @@ def online_lira_scores(
         victim_model: the attacked model (e.g. the victim of the same stage and defense).
         st: :func:`reference_stage` of the same stage and defense.
         global_variance: one σ_in and one σ_out over all targets (default; module docstring).
+        phi_victim: the victim's φ on every P row, when the caller has it (else computed).
 
     Returns:
         ``(scores, member, rows)``: ``(n_train,)`` scores, whether each row is a victim member,
         and the rows (``0..n_train-1``).
     """
-    rows, member, t, phi_in, phi_out = _targets(exp, victim_model, st)
+    rows, member, t, phi_in, phi_out = _targets(exp, victim_model, st, phi_victim)
     return lira_online(t, phi_in, phi_out, global_variance=global_variance), member, rows
 
 
@@ -253,5 +264,5 @@ def offline_lira_scores(
 ) -> tuple[NDArray[np.float64], NDArray[np.bool_], NDArray[np.int64]]:
     """Offline LiRA on the same targets as :func:`online_lira_scores`, with only each row's
     ``K/2`` OUT references (:func:`wemem.attacks.lira.lira_offline`); the same return value."""
-    rows, member, t, _, phi_out = _targets(exp, victim_model, st)
+    rows, member, t, _, phi_out = _targets(exp, victim_model, st, None)
     return lira_offline(t, phi_out, global_variance=global_variance), member, rows

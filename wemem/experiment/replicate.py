@@ -108,8 +108,7 @@ class Experiment:
         return self._keep[n_refs]
 
     def _reference(self, role: str) -> keys.Reference:
-        k, n_refs = keys.parse_reference_role(role)
-        return keys.Reference(k, n_refs, keys.keep_seed(self.settings.split_seed, self.seed))
+        return keys.reference_of(role, split_seed=self.settings.split_seed, seed=self.seed)
 
     def _role_index(self, role: str) -> int:
         return self.roles.index(role)

@@ -14,13 +14,7 @@ from typing import Any
 
 from wemem.data.files import read_fixture_marker
 from wemem.data.registry import dataset_dir, dataset_info
-from wemem.experiment.keys import (
-    Reference,
-    is_reference_role,
-    keep_seed,
-    parse_reference_role,
-    reference_role,
-)
+from wemem.experiment.keys import Reference, is_reference_role, reference_of, reference_role
 from wemem.params import FIELDS, Settings, validate
 
 
@@ -44,10 +38,9 @@ class Ctx:
         """(members, dev, non-members) of a role; an online-LiRA reference trains on half of P
         (the other half are its non-members) and stops early on the victim's dev rows in T."""
         if is_reference_role(role):
-            m, dev, t = self.sizes["victim"]
-            dev_t = math.ceil(
-                Fraction(dev) * Fraction(self.n_test, self.n_test + self.n_train // 20)
-            )
+            members, dev, _ = self.sizes["victim"]
+            held = self.n_train - math.ceil(self.n_train / 2) - members  # the victim half's rest
+            dev_t = math.ceil(Fraction(dev * self.n_test, self.n_test + held))  # its share in T
             return self.n_train // 2, dev_t, self.n_train - self.n_train // 2
         return self.sizes["victim" if role == "victim" else "shadow"]
 
@@ -97,8 +90,7 @@ def role_index(role: str, s: Settings | None = None, seed: int = 0) -> int | Ref
     if is_reference_role(role):
         if s is None:
             raise ValueError(f"role {role!r}: a reference's identity needs the settings")
-        k, n_refs = parse_reference_role(role)
-        return Reference(k, n_refs, keep_seed(s.split_seed, seed))
+        return reference_of(role, split_seed=s.split_seed, seed=seed)
     return 0 if role == "victim" else int(role.removeprefix("shadow")) + 1
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from wemem.attacks.lira import lira_offline, phi, shadow_phi_on
+from wemem.attacks.lira import lira_offline, phi
 from wemem.attacks.posteriors import posteriors
 from wemem.attacks.rmia import fit_offline_a, rmia_scores, true_class_prob
 from wemem.defenses.config import DefenseConfig
@@ -71,21 +71,30 @@ class Scores:
     extra: dict = field(default_factory=dict)
 
 
-def _true_probs(models: list[nn.Module], exp: Experiment, rows: np.ndarray) -> np.ndarray:
-    """``(S, n)`` true-class probabilities of each model on pool ``rows`` (float32 posteriors,
+def _signals(
+    models: list[nn.Module], exp: Experiment, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(S, n)`` true-class probabilities (RMIA) and ``(S, n)`` φ (LiRA) of each model on pool
+    ``rows``, from one forward pass per model (float32 posteriors,
     :func:`wemem.attacks.posteriors.posteriors`); ``x[rows]`` moves once to each model's device."""
     rows = np.asarray(rows, dtype=np.int64)
     y = exp.pool.y.cpu().numpy()[rows]
     picked = exp.pool.x[torch.as_tensor(rows, device=exp.pool.x.device)]
     inputs: dict[torch.device, torch.Tensor] = {}
-    out = np.empty((len(models), len(rows)))
+    p_true, phis = np.empty((len(models), len(rows))), np.empty((len(models), len(rows)))
     for s, model in enumerate(models):
         dev = next(model.parameters()).device
         if dev not in inputs:
             inputs[dev] = to_device(picked, dev)
         p = posteriors(model, inputs[dev], torch.arange(len(rows), device=dev))
-        out[s] = true_class_prob(p.float().cpu().numpy(), y)
-    return out
+        p = p.float().cpu().numpy()
+        p_true[s], phis[s] = true_class_prob(p, y), phi(p, y)
+    return p_true, phis
+
+
+def _true_probs(models: list[nn.Module], exp: Experiment, rows: np.ndarray) -> np.ndarray:
+    """``(S, n)`` true-class probabilities of each model on pool ``rows`` (:func:`_signals`)."""
+    return _signals(models, exp, rows)[0]
 
 
 def _shadow_membership(exp: Experiment, roles: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -112,20 +121,18 @@ def offline_scores(
         sh_rows, member = _shadow_membership(exp, shadow_roles)
         probs = _true_probs(shadows, exp, sh_rows)
         a, fitted = fit_offline_a(probs, member, gamma=gamma, probs_z=p_ref_z).a, True
-    p_target_x = true_class_prob(
-        np.concatenate([v.probs_in, v.probs_out]), np.concatenate([v.labels_in, v.labels_out])
-    )
+    probs_x = np.concatenate([v.probs_in, v.probs_out])  # the victim's, from the cache
+    labels_x = np.concatenate([v.labels_in, v.labels_out])
+    p_ref_x, phi_ref_x = _signals(shadows, exp, rows_x)  # one pass per shadow for both attacks
     rmia = rmia_scores(
-        p_target_x,
-        _true_probs(shadows, exp, rows_x),
+        true_class_prob(probs_x, labels_x),
+        p_ref_x,
         _true_probs([victim], exp, z)[0],
         p_ref_z,
         gamma=gamma,
         a=a,
     )
-    labels_x = np.concatenate([v.labels_in, v.labels_out])
-    phi_t = phi(np.concatenate([v.probs_in, v.probs_out]), labels_x)
-    lira = lira_offline(phi_t, shadow_phi_on(shadows, exp.pool.x, rows_x, labels_x))
+    lira = lira_offline(phi(probs_x, labels_x), phi_ref_x)
     base = dict(setting=setting, method=method, rows_in=v.rows_in, rows_out=v.rows_out)
     return [
         Scores(attack="rmia_offline", scores_in=rmia[:n_in], scores_out=rmia[n_in:],
@@ -145,14 +152,16 @@ def online_scores(
     method: str,
 ) -> list[Scores]:
     """LiRA (online) and RMIA (online) over every P row, with the K references of ``ref``."""
-    lira, member, rows = references.online_lira_scores(exp, victim, ref)
+    rows = np.arange(exp.pool.n_train, dtype=np.int64)
+    p_victim, phi_victim = _signals([victim], exp, rows)  # one pass over P for both attacks
+    lira, member, rows = references.online_lira_scores(exp, victim, ref, phi_victim=phi_victim[0])
     sp = exp.split("victim")
     z = np.sort(sp.test[sp.test >= exp.pool.n_train]).astype(np.int64)
     if not len(z):
         raise ParamsError("rmia_online: the victim has no test rows in T to serve as population")
     ref_models = [ref.models[r] for r in ref.roles]
     rmia = rmia_scores(
-        _true_probs([victim], exp, rows)[0],
+        p_victim[0],
         references.signal_matrix(ref, rows, true_class_prob),
         _true_probs([victim], exp, z)[0],
         _true_probs(ref_models, exp, z),
