@@ -36,6 +36,7 @@ from torch import nn
 
 from wemem.errors import ParamsError
 from wemem.names import ARCH_NAMES, NORMS
+from wemem.training.dropout import Dropout
 
 ARCHITECTURES: tuple[str, ...] = ARCH_NAMES
 #: normalization layers of the CNNs: the paper's BatchNorm, or GroupNorm for DP-SGD
@@ -141,10 +142,10 @@ class VGG16BN(nn.Module):
         self.classifier = nn.Sequential(
             nn.Linear(channels, hidden),
             nn.ReLU(inplace=False),
-            nn.Dropout(0.5),
+            Dropout(0.5),
             nn.Linear(hidden, hidden),
             nn.ReLU(inplace=False),
-            nn.Dropout(0.5),
+            Dropout(0.5),
             nn.Linear(hidden, num_classes),
         )
 
@@ -251,7 +252,7 @@ class ColumnFC(nn.Module):
         self.fc2 = nn.Linear(hidden1, hidden2)
         self.fc3 = nn.Linear(hidden2, num_classes)
         self.relu = nn.ReLU(inplace=False)
-        self.dropout = nn.Dropout(0.1)
+        self.dropout = Dropout(0.1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.dropout(self.relu(self.fc1(torch.flatten(x, 1))))

@@ -20,6 +20,7 @@ from wemem.experiment.adaptive import stage
 from wemem.experiment.executor import Request
 from wemem.experiment.replicate import Experiment
 from wemem.io import digest
+from wemem.training import dropout
 
 _cdf = NormalDist().cdf
 RSW = {"width": 20, "step": 5}  # a WeMem defense at tiny scale (tests/experiment/test_resume.py)
@@ -131,19 +132,37 @@ EXP_BEFORE = {
 }  # fmt: skip
 
 
-def test_victim_and_shadow_specs_are_unchanged(tiny_values):
+def _without_masks(spec: dict) -> dict:
+    """``spec`` (and its dense model's spec) without the dropout-masks part, which the FC model's
+    keys gained with :mod:`wemem.training.dropout` (a deliberate change: new masks, new models)."""
+    out = {k: v for k, v in spec.items() if k != "dropout"}
+    if "dense" in out:
+        out["dense"] = _without_masks(out["dense"])
+    return out
+
+
+def test_victim_and_shadow_specs_are_unchanged_but_for_the_dropout_masks(tiny_values):
     s = params.validate({**tiny_values, "n_shadows": 2})  # the cache folder is no part of a spec
+    assert s.arch == "fc"
     for (seed, ri), (dense, pruned) in KEYS_BEFORE.items():
         d = keys.dense_spec(s, pool_digest="p" * 64, rows="r" * 64, seed=seed, role_index=ri)
         p = keys.pruned_spec(
             s, dense=d, eval_rows="e" * 64, seed=seed, role_index=ri,
             defense="rmr", defense_spec={"tau": 0.5},
         )  # fmt: skip
-        assert (digest(d), digest(p)) == (dense, pruned)
+        assert d["dropout"] == p["dense"]["dropout"] == dropout.MASKS
+        assert (digest(_without_masks(d)), digest(_without_masks(p))) == (dense, pruned)
     exp = Experiment(s, seed=1)
     for role, expected in EXP_BEFORE.items():
         specs = (exp.dense_spec(role), exp.pruned_spec(role), exp.pruned_spec(role, True))
-        assert tuple(digest(x) for x in specs) == expected, role
+        assert tuple(digest(_without_masks(x)) for x in specs) == expected, role
+
+
+def test_only_architectures_with_dropout_name_the_masks(tiny_values):
+    for arch, has in [("fc", True), ("vgg16bn", True), ("resnet18", False), ("densenet121", False)]:
+        s = params.validate({**tiny_values, "arch": arch})
+        d = keys.dense_spec(s, pool_digest="p" * 64, rows="r" * 64, seed=0, role_index=0)
+        assert ("dropout" in d) is has, arch
 
 
 def test_reference_specs_carry_their_identity(settings):

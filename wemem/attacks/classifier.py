@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from wemem.errors import ParamsError
 from wemem.models import xavier_init
 from wemem.training.device import resolve_device, to_device
+from wemem.training.dropout import Dropout
 from wemem.training.fastpath import optimizer_step, zero_grad
 
 __all__ = [
@@ -114,10 +115,10 @@ class AttackMLP(nn.Module):
         self.net = nn.Sequential(
             nn.Linear(in_features, 512),
             nn.ReLU(),
-            nn.Dropout(0.2),
+            Dropout(0.2),
             nn.Linear(512, 256),
             nn.ReLU(),
-            nn.Dropout(0.2),
+            Dropout(0.2),
             nn.Linear(256, 128),
             nn.ReLU(),
             nn.Linear(128, 2),

@@ -15,8 +15,10 @@ import pandas as pd
 def attack_spec(call: dict) -> dict:
     """Cache key spec of one classifier attack model's scores: the attack, a digest of exactly its
     inputs (the victim's and the subsampled shadows' posteriors, labels and sensitivities), the
-    seed, the training recipe and where it trains (CPU and CUDA round differently)."""
+    seed, the training recipe and where it trains (CPU and CUDA round differently); on the CPU
+    also the dropout masks (:data:`wemem.training.dropout.MASKS`) its attack MLP trains under."""
     from wemem.attacks.classifier import attack_device
+    from wemem.training.dropout import MASKS
 
     h = hashlib.sha256()
     for out in [call["victim"], *call["shadows"]]:
@@ -26,13 +28,15 @@ def attack_spec(call: dict) -> dict:
             h.update(f"{field}:{arr.dtype}:{arr.shape}".encode())
             h.update(arr.tobytes())
     (name,) = call["names"]
+    device = attack_device(None).type
     return {
         "attack": name,
         "inputs": h.hexdigest(),
         "seed": int(call["seed"]),
         "epochs": int(call["epochs"]),
         "milestones": [int(m) for m in call["milestones"]],
-        "device": attack_device(None).type,
+        "device": device,
+        **({"dropout": MASKS} if device == "cpu" else {}),
     }
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from wemem.models import norm_key_part
 from wemem.params import Settings
+from wemem.training import dropout
 from wemem.training.loop import TrainConfig
 
 #: What a pruning run's entry holds, part of its key. Revision 1 (no ``revision`` field): per-sample
@@ -25,6 +26,11 @@ from wemem.training.loop import TrainConfig
 #: ``seconds`` the training rounds only, ``output_seconds``/``checkpoint_seconds`` beside it
 #: (:class:`wemem.pruning.PruneResult`).
 PRUNED_REVISION = 2
+
+#: Architectures with dropout layers. Their models' keys name the CPU dropout masks they train
+#: under (:data:`wemem.training.dropout.MASKS`); entries made under torch's Bernoulli masks had no
+#: such part, so they are never read for models of the new masks.
+DROPOUT_ARCHS = ("fc", "vgg16bn")
 
 
 def defense_settings(settings: Settings, defense: str) -> Settings:
@@ -168,6 +174,7 @@ def dense_spec(
         "stem_maxpool": s.stem_maxpool,
         "train": config.__dict__,
         **norm_key_part(s.arch, s.norm),
+        **({"dropout": dropout.MASKS} if s.arch in DROPOUT_ARCHS else {}),
     }
     if isinstance(role_index, Reference):
         spec["reference"] = dataclasses.asdict(role_index)
