@@ -1,4 +1,5 @@
-"""Benchmark: torch.optim's own step/zero_grad vs wemem's fast path (`wemem.training.fastpath`).
+"""Benchmark: torch.optim's own step/zero_grad vs wemem's fast path (`wemem.training.fastpath`), and
+the fused kernels the training code builds vs the single-tensor path it built before.
 
 Usage (from the repository root):
     python benchmarks/optimizer_step.py [--repeats 5] [--threads 1]
@@ -11,9 +12,14 @@ process (the other changes of the training loop are in both):
 * ``attack``: one NN attack model (AttackMLP on 2,000 rows of 50 posteriors, 30 epochs, LR drops
   at 15 and 22): SGD with momentum.
 
-Figures are CPU seconds of the process (``time.process_time``; the machine may be shared, so wall
-time is not used), min and median over ``--repeats``. Each run's result (all parameters) is
-hashed: the two implementations must print the same digest.
+Three implementations: ``torch`` (``opt.step()`` of the fused optimizers the training code builds,
+:func:`wemem.training.fastpath.adam`/``sgd``), ``fast path`` (:func:`optimizer_step` on them) and
+``single-tensor`` (the fast path on optimizers built with ``fused=False``, the training code's
+optimizers before the fused kernels). Figures are CPU seconds of the process
+(``time.process_time``; the machine may be shared, so wall time is not used), min and median over
+``--repeats``. Each run's result (all parameters) is hashed: ``torch`` and ``fast path`` must print
+the same digest; ``single-tensor`` differs from them in the last bits of the arithmetic (another
+order of float operations), hence another digest.
 """
 
 from __future__ import annotations
@@ -32,12 +38,14 @@ from wemem.attacks import classifier
 from wemem.data import load_pool, make_splits
 from wemem.models import build_model
 from wemem.pruning import prune_and_finetune
-from wemem.training import loop
+from wemem.training import fastpath, loop
 from wemem.training.fastpath import optimizer_step, zero_grad
 
-IMPLEMENTATIONS = {
-    "torch": (lambda opt: opt.step(), lambda opt: opt.zero_grad(set_to_none=True)),
-    "fast path": (optimizer_step, zero_grad),
+FUSABLE = fastpath._fusable
+IMPLEMENTATIONS = {  # name: step, zero_grad, whether the optimizers are built fused
+    "torch": (lambda opt: opt.step(), lambda opt: opt.zero_grad(set_to_none=True), True),
+    "fast path": (optimizer_step, zero_grad, True),
+    "single-tensor": (optimizer_step, zero_grad, False),
 }
 
 
@@ -96,7 +104,8 @@ def main() -> None:
         seconds: dict[str, list[float]] = {name: [] for name in IMPLEMENTATIONS}
         digests: dict[str, set[str]] = {name: set() for name in IMPLEMENTATIONS}
         for _ in range(args.repeats):
-            for name, (step, zero) in IMPLEMENTATIONS.items():
+            for name, (step, zero, fused) in IMPLEMENTATIONS.items():
+                fastpath._fusable = FUSABLE if fused else (lambda params: False)
                 loop.optimizer_step, loop.zero_grad = step, zero
                 classifier.optimizer_step, classifier.zero_grad = step, zero
                 start = time.process_time()
@@ -107,6 +116,7 @@ def main() -> None:
                 f"{piece:<7} {name:<14} {min(s):>7.2f} {statistics.median(s):>9.2f}  "
                 f"{', '.join(sorted(digests[name]))}"
             )
+    fastpath._fusable = FUSABLE
     loop.optimizer_step, loop.zero_grad = optimizer_step, zero_grad
     classifier.optimizer_step, classifier.zero_grad = optimizer_step, zero_grad
 

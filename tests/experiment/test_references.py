@@ -20,7 +20,7 @@ from wemem.experiment.adaptive import stage
 from wemem.experiment.executor import Request
 from wemem.experiment.replicate import Experiment
 from wemem.io import digest
-from wemem.training import dropout
+from wemem.training import dropout, fastpath
 
 _cdf = NormalDist().cdf
 RSW = {"width": 20, "step": 5}  # a WeMem defense at tiny scale (tests/experiment/test_resume.py)
@@ -132,16 +132,21 @@ EXP_BEFORE = {
 }  # fmt: skip
 
 
+#: Parts the keys gained on purpose since :data:`KEYS_BEFORE` (new masks, new optimizer kernel: new
+#: models): the dropout masks (:mod:`wemem.training.dropout`) of architectures with dropout, and the
+#: optimizer kernel (:data:`wemem.training.fastpath.KERNEL`) of every model.
+_GAINED = ("dropout", "optimizer")
+
+
 def _without_masks(spec: dict) -> dict:
-    """``spec`` (and its dense model's spec) without the dropout-masks part, which the FC model's
-    keys gained with :mod:`wemem.training.dropout` (a deliberate change: new masks, new models)."""
-    out = {k: v for k, v in spec.items() if k != "dropout"}
+    """``spec`` (and its dense model's spec) without the :data:`_GAINED` parts."""
+    out = {k: v for k, v in spec.items() if k not in _GAINED}
     if "dense" in out:
         out["dense"] = _without_masks(out["dense"])
     return out
 
 
-def test_victim_and_shadow_specs_are_unchanged_but_for_the_dropout_masks(tiny_values):
+def test_victim_and_shadow_specs_are_unchanged_but_for_the_masks_and_the_kernel(tiny_values):
     s = params.validate({**tiny_values, "n_shadows": 2})  # the cache folder is no part of a spec
     assert s.arch == "fc"
     for (seed, ri), (dense, pruned) in KEYS_BEFORE.items():
@@ -151,6 +156,7 @@ def test_victim_and_shadow_specs_are_unchanged_but_for_the_dropout_masks(tiny_va
             defense="rmr", defense_spec={"tau": 0.5},
         )  # fmt: skip
         assert d["dropout"] == p["dense"]["dropout"] == dropout.MASKS
+        assert d["optimizer"] == p["dense"]["optimizer"] == fastpath.KERNEL == "fused"
         assert (digest(_without_masks(d)), digest(_without_masks(p))) == (dense, pruned)
     exp = Experiment(s, seed=1)
     for role, expected in EXP_BEFORE.items():
@@ -163,6 +169,7 @@ def test_only_architectures_with_dropout_name_the_masks(tiny_values):
         s = params.validate({**tiny_values, "arch": arch})
         d = keys.dense_spec(s, pool_digest="p" * 64, rows="r" * 64, seed=0, role_index=0)
         assert ("dropout" in d) is has, arch
+        assert d["optimizer"] == fastpath.KERNEL, arch
 
 
 def test_reference_specs_carry_their_identity(settings):

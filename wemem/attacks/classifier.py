@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from wemem.errors import ParamsError
 from wemem.models import xavier_init
+from wemem.training import fastpath
 from wemem.training.device import resolve_device, to_device
 from wemem.training.dropout import Dropout
 from wemem.training.fastpath import optimizer_step, zero_grad
@@ -201,7 +202,7 @@ def train_attack_model(
     y = to_device(torch.as_tensor(np.asarray(member), dtype=torch.long), dev)
     with seeded(seed, dev):
         model = build().to(dev)
-        opt = torch.optim.SGD(
+        opt = fastpath.sgd(
             model.parameters(),
             lr=cfg["lr"],
             momentum=cfg["momentum"],

@@ -28,6 +28,7 @@ from torch import nn
 
 from wemem.attacks.classifier import AttackMLP
 from wemem.errors import ParamsError
+from wemem.training import fastpath
 from wemem.training.device import training_autocast
 from wemem.training.loop import Batch, Hooks, TrainConfig
 
@@ -253,7 +254,7 @@ class ADVHooks(Hooks):
     def _ensure_adversary(self, num_classes: int) -> _Adversary:
         if self._adversary is None or self._fresh:
             h = AttackMLP(2 * num_classes).to(self._x.device)
-            opt = torch.optim.Adam(
+            opt = fastpath.adam(
                 h.parameters(), lr=self.attack_lr, weight_decay=self.attack_weight_decay
             )
             self._adversary = _ADVERSARIES[self._model] = _Adversary(h, opt)
@@ -320,7 +321,7 @@ class ADVHooks(Hooks):
         device = next(model.parameters()).device
         h = AttackMLP(state["in_features"]).to(device)
         h.load_state_dict(state["model"])
-        opt = torch.optim.Adam(
+        opt = fastpath.adam(
             h.parameters(), lr=self.attack_lr, weight_decay=self.attack_weight_decay
         )
         opt.load_state_dict(state["optimizer"])

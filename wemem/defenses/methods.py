@@ -39,6 +39,7 @@ from wemem.defenses.primitives import (
     sliding_window_indices,
 )
 from wemem.errors import ParamsError
+from wemem.training import fastpath
 from wemem.training.loop import Batch, Hooks, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -221,10 +222,10 @@ class RMRHooks(Hooks):
     ) -> dict[str, torch.optim.Optimizer]:
         params = [p for p in model.parameters() if p.requires_grad]
         if self.realisation == "per_sample":
-            return {"main": torch.optim.Adam(params, lr=config.lr, weight_decay=0.0)}
+            return {"main": fastpath.adam(params, lr=config.lr, weight_decay=0.0)}
         return {
-            "general": torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay),
-            "risk": torch.optim.Adam(params, lr=config.lr, weight_decay=self.lambda_r),
+            "general": fastpath.adam(params, lr=config.lr, weight_decay=config.weight_decay),
+            "risk": fastpath.adam(params, lr=config.lr, weight_decay=self.lambda_r),
         }
 
     def split(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

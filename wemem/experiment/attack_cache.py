@@ -15,10 +15,12 @@ import pandas as pd
 def attack_spec(call: dict) -> dict:
     """Cache key spec of one classifier attack model's scores: the attack, a digest of exactly its
     inputs (the victim's and the subsampled shadows' posteriors, labels and sensitivities), the
-    seed, the training recipe and where it trains (CPU and CUDA round differently); on the CPU
-    also the dropout masks (:data:`wemem.training.dropout.MASKS`) its attack MLP trains under."""
+    seed, the training recipe, its optimizer kernel (:data:`wemem.training.fastpath.KERNEL`) and
+    where it trains (CPU and CUDA round differently); on the CPU also the dropout masks
+    (:data:`wemem.training.dropout.MASKS`) its attack MLP trains under."""
     from wemem.attacks.classifier import attack_device
     from wemem.training.dropout import MASKS
+    from wemem.training.fastpath import KERNEL
 
     h = hashlib.sha256()
     for out in [call["victim"], *call["shadows"]]:
@@ -36,6 +38,7 @@ def attack_spec(call: dict) -> dict:
         "epochs": int(call["epochs"]),
         "milestones": [int(m) for m in call["milestones"]],
         "device": device,
+        "optimizer": KERNEL,
         **({"dropout": MASKS} if device == "cpu" else {}),
     }
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from wemem.models import norm_key_part
 from wemem.params import Settings
-from wemem.training import dropout
+from wemem.training import dropout, fastpath
 from wemem.training.loop import TrainConfig
 
 #: What a pruning run's entry holds, part of its key. Revision 1 (no ``revision`` field): per-sample
@@ -156,7 +156,9 @@ def rows_digest(*arrays: np.ndarray) -> str:
 def dense_spec(
     settings: Settings, *, pool_digest: str, rows: str, seed: int, role_index: int | Reference
 ) -> dict:
-    """Key spec of a dense model.
+    """Key spec of a dense model. Its ``"optimizer"`` part names the optimizer kernel of the
+    training code (:data:`wemem.training.fastpath.KERNEL`; pruned specs inherit it): entries of the
+    single-tensor Adam had none, so they are never read.
 
     Args:
         pool_digest: the pool's digest (:attr:`wemem.data.Pool.digest`).
@@ -175,6 +177,7 @@ def dense_spec(
         "train": config.__dict__,
         **norm_key_part(s.arch, s.norm),
         **({"dropout": dropout.MASKS} if s.arch in DROPOUT_ARCHS else {}),
+        "optimizer": fastpath.KERNEL,
     }
     if isinstance(role_index, Reference):
         spec["reference"] = dataclasses.asdict(role_index)

@@ -1,16 +1,25 @@
-"""``optimizer.step()`` for small models on the CPU, without torch.optim's per-step bookkeeping.
+"""``optimizer.step()`` for small models on the CPU, without torch.optim's per-step bookkeeping,
+and the optimizers the training code builds (:func:`adam`, :func:`sgd`: torch's fused kernels).
 
-On the CPU ``torch.optim.Adam`` and ``torch.optim.SGD`` run their single-tensor path: a handful of
-elementwise ops per parameter. For the models of the cpu profile (a few hundred thousand
-parameters) the machinery around those ops (hooks, profiler scopes, regrouping the state every
-step) costs about as much as the ops themselves. :func:`optimizer_step` performs exactly the ops of
-the single-tensor path, in the same order with the same scalars, on the same state tensors, so
+The training loop's, the defenses' and the attack models' optimizers are built by :func:`adam` and
+:func:`sgd`: ``torch.optim.Adam``/``SGD`` with ``fused=True`` where torch has a fused kernel for the
+parameters (float CPU or CUDA tensors). On the CPU the fused kernel does the whole update of a
+tensor in one vectorised pass, where the single-tensor path runs a handful of elementwise ops per
+parameter (Base's 5-round pruning of the cpu profile's FC victim: 0.70× the CPU time,
+``benchmarks/optimizer_step.py``). It is the same algorithm in a different order of float operations, so its
+numbers differ from the single-tensor path's in the last bits (the model cache keys name it,
+:data:`KERNEL`).
+
+For the models of the cpu profile (a few hundred thousand parameters) the machinery around the
+update (hooks, profiler scopes, regrouping the state every step) costs about as much as the update
+itself. :func:`optimizer_step` calls the same kernel as ``opt.step()`` (the fused one, or the ops
+of the single-tensor path in the same order with the same scalars) on the same state tensors, so
 parameters, state and ``state_dict()`` are bit-identical to ``opt.step()`` (tested against it). It
 falls back to ``opt.step()`` for anything else: another optimizer class, a non-CPU or non-real
-parameter, a sparse gradient, a missing state (the first step initialises it), hooks, a patched
-``step`` (an LR scheduler), or an option the fast path does not implement (AMSGrad, maximize,
-Nesterov, dampening, foreach/fused/capturable/differentiable, decoupled weight decay, tensor
-hyper-parameters).
+parameter, parameters of mixed dtypes in a fused group, a sparse gradient, a missing state (the
+first step initialises it), hooks, a patched ``step`` (an LR scheduler), or an option the fast path
+does not implement (AMSGrad, maximize, Nesterov, dampening, foreach/capturable/differentiable,
+decoupled weight decay, tensor hyper-parameters).
 """
 
 from __future__ import annotations
@@ -18,9 +27,39 @@ from __future__ import annotations
 import torch
 from torch.optim import optimizer as _optimizer
 
-__all__ = ["optimizer_step", "zero_grad"]
+__all__ = ["KERNEL", "adam", "optimizer_step", "sgd", "zero_grad"]
 
 _SCALARS = (float, int)
+
+#: The optimizer kernel of the models the training code builds, part of their cache keys: entries
+#: trained under the single-tensor path had no such part, so they are never read for fused ones.
+KERNEL = "fused"
+
+_FUSED_DEVICES = ("cpu", "cuda")
+_FUSED_DTYPES = (torch.float32, torch.float64)
+
+
+def _fusable(params: list[torch.Tensor]) -> bool:
+    """Whether torch's fused Adam/SGD kernels take ``params``: float32/float64 tensors on the CPU
+    or one CUDA device (torch's own condition for ``fused=True``, narrowed to the dtypes used)."""
+    return bool(params) and all(
+        p.device.type in _FUSED_DEVICES and p.dtype in _FUSED_DTYPES for p in params
+    )
+
+
+def adam(params, *, lr: float, weight_decay: float) -> torch.optim.Adam:
+    """``torch.optim.Adam`` (coupled weight decay, torch's defaults otherwise), fused where
+    :func:`_fusable`."""
+    params = list(params)
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=_fusable(params))
+
+
+def sgd(params, *, lr: float, momentum: float, weight_decay: float) -> torch.optim.SGD:
+    """``torch.optim.SGD`` (no dampening, no Nesterov), fused where :func:`_fusable`."""
+    params = list(params)
+    return torch.optim.SGD(
+        params, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=_fusable(params)
+    )
 
 
 def _hooked(opt: torch.optim.Optimizer) -> bool:
@@ -35,8 +74,10 @@ def _hooked(opt: torch.optim.Optimizer) -> bool:
 
 
 def _plain_params(opt: torch.optim.Optimizer, group: dict, *, state_key: str | None) -> bool:
-    """Every parameter with a gradient: a real CPU tensor with a dense gradient and, when
-    ``state_key`` is given, that state already initialised by an earlier ``opt.step()``."""
+    """Every parameter with a gradient: a real CPU tensor with a dense gradient (in a fused group:
+    all of one dtype) and, when ``state_key`` is given, that state already initialised by an
+    earlier ``opt.step()``."""
+    dtypes = set()
     for p in group["params"]:
         g = p.grad
         if g is None:
@@ -45,13 +86,13 @@ def _plain_params(opt: torch.optim.Optimizer, group: dict, *, state_key: str | N
             return False
         if state_key is not None and state_key not in opt.state.get(p, {}):
             return False
-    return True
+        dtypes.add(p.dtype)
+    return len(dtypes) <= 1 or not group.get("fused")
 
 
 def _plain_group(group: dict) -> bool:
     return (
         not group.get("foreach")
-        and not group.get("fused")
         and not group.get("capturable")
         and not group.get("differentiable")
         and not group.get("maximize")
@@ -83,10 +124,36 @@ def _sgd_ready(opt: torch.optim.Optimizer) -> bool:
 
 
 def _adam(opt: torch.optim.Optimizer) -> None:
-    """``torch.optim.adam._single_tensor_adam`` (coupled weight decay), parameter by parameter."""
+    """``torch.optim.adam._fused_adam`` for fused groups, else ``_single_tensor_adam`` (coupled
+    weight decay), parameter by parameter."""
     for group in opt.param_groups:
         lr, weight_decay, eps = group["lr"], group["weight_decay"], group["eps"]
         beta1, beta2 = group["betas"]
+        if group.get("fused"):
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            states = [opt.state[p] for p in params]
+            steps = [st["step"] for st in states]
+            torch._foreach_add_(steps, 1)
+            torch._fused_adam_(
+                params,
+                [p.grad for p in params],
+                [st["exp_avg"] for st in states],
+                [st["exp_avg_sq"] for st in states],
+                [],
+                steps,
+                amsgrad=False,
+                lr=lr,
+                beta1=beta1,
+                beta2=beta2,
+                weight_decay=weight_decay,
+                eps=eps,
+                maximize=False,
+                grad_scale=None,
+                found_inf=None,
+            )
+            continue
         for p in group["params"]:
             grad = p.grad
             if grad is None:
@@ -109,9 +176,29 @@ def _adam(opt: torch.optim.Optimizer) -> None:
 
 
 def _sgd(opt: torch.optim.Optimizer) -> None:
-    """``torch.optim.sgd._single_tensor_sgd`` without dampening and Nesterov."""
+    """``torch.optim.sgd._fused_sgd`` for fused groups, else ``_single_tensor_sgd``, without
+    dampening and Nesterov."""
     for group in opt.param_groups:
         lr, weight_decay, momentum = group["lr"], group["weight_decay"], group["momentum"]
+        if group.get("fused"):
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            torch._fused_sgd_(
+                params,
+                [p.grad for p in params],
+                [opt.state[p]["momentum_buffer"] for p in params] if momentum != 0 else [],
+                weight_decay=weight_decay,
+                momentum=momentum,
+                lr=lr,
+                dampening=0.0,
+                nesterov=False,
+                maximize=False,
+                is_first_step=False,
+                grad_scale=None,
+                found_inf=None,
+            )
+            continue
         for p in group["params"]:
             grad = p.grad
             if grad is None:

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from wemem.training import fastpath
 from wemem.training.device import (
     resolve_device,  # noqa: F401  (re-export: it lived here)
     to_device,
@@ -74,7 +75,7 @@ class Hooks:
         self, model: nn.Module, config: TrainConfig
     ) -> dict[str, torch.optim.Optimizer]:
         params = [p for p in model.parameters() if p.requires_grad]
-        return {"main": torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)}
+        return {"main": fastpath.adam(params, lr=config.lr, weight_decay=config.weight_decay)}
 
     def epoch_indices(self, epoch: int, train_rows: torch.Tensor) -> torch.Tensor:
         """Rows used in this epoch: (m,) int64 on the device. Empty = end the fit."""
