@@ -53,7 +53,7 @@ def test_offline_data_is_shrunk_through_data_options():
     (spec,) = discover_runs("cpu", only="03_*", notebooks_dir=REPO / "notebooks")
     small = scale.apply(spec)
     assert small.params["data_options"]["n_samples"] == 1500
-    assert small.params["data_options"]["n_classes"] == 50  # only the size changes
+    assert small.params["data_options"]["n_classes"] == 30  # the notebook's: only the size changes
 
 
 def test_bad_smoke_file_is_one_clear_error(tmp_path):

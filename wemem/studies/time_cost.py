@@ -8,6 +8,7 @@ import pandas as pd
 
 from wemem.defenses.config import DefenseConfig
 from wemem.errors import ParamsError
+from wemem.experiment import executor
 from wemem.experiment.replicate import Experiment
 from wemem.studies.sweeps import check_configs, said
 from wemem.studies.verdicts import decide, standard_error_of_mean, statistical_check
@@ -30,11 +31,17 @@ def time_cost(
 ) -> pd.DataFrame:
     """Controlled wall-clock of the victim's fine-tuning over the pruning rounds per defense.
 
-    Every run is retrained (never read from the cache) in this process, one at a time: a warm-up
-    run of the first config (not timed: first-call allocations, thread pools), then ``repeats``
-    rounds over all configs, interleaved (round r starts at config r, so no defense always runs
-    first or right after a heavy one). Per defense: the median seconds, their spread
-    (``seconds_min``/``seconds_max``), the ratio of medians to Base, and the per-round times.
+    Every run is retrained (never read from the cache). Each of the ``repeats`` repeats is one task
+    of the executor (:func:`wemem.experiment.executor.submit_calls`): a warm-up run of its first
+    config (not timed: first-call allocations, thread pools), then all configs one at a time,
+    interleaved (repeat r starts at config r, so no defense always runs first or right after a
+    heavy one). Under ``local`` the repeats run one after the other in this process (one warm-up
+    before the first); under the pool (``make reproduce``'s executor) they run at once, one per
+    worker, each with its own warm-up: on a 2-core machine the two repeats of the cpu profile
+    share it, each timed run beside another defense's fine-tuning, and 10 takes about half the
+    time (``benchmarks/time_cost_parallel.py`` measures what such a neighbour does to a timed
+    run). Per defense: the median seconds, their spread
+    (``seconds_min``/``seconds_max``), the ratio of medians to Base, and the per-repeat times.
     Seconds count the training rounds only (the per-round output pass and checkpoint writes are
     timed apart, ``output_seconds``/``checkpoint_seconds`` where the summary has them); per-epoch
     dev evaluation is included, window precomputation excluded, as the official log line (spec
@@ -42,17 +49,26 @@ def time_cost(
     if repeats < 1:
         raise ParamsError(f"time_repeats = {repeats!r}: must be an integer >= 1")
     check_configs(exp, configs)
-    if warmup:
-        exp.defended("victim", configs[0].name, use_cache=False, **configs[0].settings)
-    times: dict[int, list[float]] = {i: [] for i in range(len(configs))}
-    last = {}
-    for r in range(repeats):
-        for j in range(len(configs)):
-            i = (r + j) % len(configs)
-            c = configs[i]
-            run = exp.defended("victim", c.name, use_cache=False, **c.settings)
-            times[i].append(float(run.summary["seconds"]))
-            last[i] = run
+    if executor.name() == "local":  # one process: warm once, then the repeats in turn
+        done = [_repeat(exp, configs, r % len(configs), warmup and r == 0) for r in range(repeats)]
+    else:
+        calls = [
+            {
+                "experiment": type(exp),
+                "settings": exp.settings,
+                "seed": exp.seed,
+                "cache_dir": str(exp.cache.root),
+                "configs": configs,
+                "first": r % len(configs),
+                "warmup": warmup,
+            }
+            for r in range(repeats)
+        ]
+        done = executor.submit_calls(timed_repeat, calls).results()
+    times: dict[int, list[float]] = {
+        i: [t[i]["seconds"] for t in done] for i in range(len(configs))
+    }
+    last = done[-1]
     rows = []
     for i, c in enumerate(configs):
         t, run = np.asarray(times[i]), last[i]
@@ -65,16 +81,55 @@ def time_cost(
                 "seconds_max": float(t.max()),
                 "repeats": len(t),
                 "round_seconds": [float(x) for x in t],
-                "output_seconds": float(run.summary.get("output_seconds", np.nan)),
-                "checkpoint_seconds": float(run.summary.get("checkpoint_seconds", np.nan)),
-                "epochs": run.summary["epochs"],
-                "test_acc": run.final.test_acc,
+                "output_seconds": run["output_seconds"],
+                "checkpoint_seconds": run["checkpoint_seconds"],
+                "epochs": run["epochs"],
+                "test_acc": run["test_acc"],
             }
         )
     df = pd.DataFrame(rows)
     base = df.loc[df.defense == "base", "seconds"].iloc[0]
     df["ratio_to_base"] = df.seconds / base
     return df
+
+
+def timed_repeat(
+    *,
+    experiment: type,
+    settings,
+    seed: int,
+    cache_dir: str,
+    configs: list[DefenseConfig],
+    first: int,
+    warmup: bool,
+) -> list[dict]:
+    """One repeat of :func:`time_cost` (a task of the executor): rebuild the experiment (its class,
+    settings, seed and cache), warm up on config ``first`` (untimed) when ``warmup``, then fine-tune
+    the victim under every config, starting at ``first``; per config (in ``configs`` order) its
+    seconds and what the table shows of the run."""
+    import dataclasses
+
+    exp = experiment(dataclasses.replace(settings, cache_dir=cache_dir), seed=seed)
+    return _repeat(exp, configs, first, warmup)
+
+
+def _repeat(exp: Experiment, configs: list[DefenseConfig], first: int, warmup: bool) -> list[dict]:
+    if warmup:
+        c = configs[first]
+        exp.defended("victim", c.name, use_cache=False, **c.settings)
+    out: dict[int, dict] = {}
+    for j in range(len(configs)):
+        i = (first + j) % len(configs)
+        c = configs[i]
+        run = exp.defended("victim", c.name, use_cache=False, **c.settings)
+        out[i] = {
+            "seconds": float(run.summary["seconds"]),
+            "output_seconds": float(run.summary.get("output_seconds", np.nan)),
+            "checkpoint_seconds": float(run.summary.get("checkpoint_seconds", np.nan)),
+            "epochs": run.summary["epochs"],
+            "test_acc": float(run.final.test_acc),
+        }
+    return [out[i] for i in range(len(configs))]
 
 
 def window_time_claims(costs: pd.DataFrame) -> dict:
