@@ -12,14 +12,15 @@ process (the other changes of the training loop are in both):
 * ``attack``: one NN attack model (AttackMLP on 2,000 rows of 50 posteriors, 30 epochs, LR drops
   at 15 and 22): SGD with momentum.
 
-Three implementations: ``torch`` (``opt.step()`` of the fused optimizers the training code builds,
-:func:`wemem.training.fastpath.adam`/``sgd``), ``fast path`` (:func:`optimizer_step` on them) and
-``single-tensor`` (the fast path on optimizers built with ``fused=False``, the training code's
-optimizers before the fused kernels). Figures are CPU seconds of the process
-(``time.process_time``; the machine may be shared, so wall time is not used), min and median over
-``--repeats``. Each run's result (all parameters) is hashed: ``torch`` and ``fast path`` must print
-the same digest; ``single-tensor`` differs from them in the last bits of the arithmetic (another
-order of float operations), hence another digest.
+Three implementations: ``fused`` (the optimizers the training code builds,
+:func:`wemem.training.fastpath.adam`/``sgd``, stepped by :func:`optimizer_step`, which leaves them
+to torch's fused ``step()``), ``single-tensor torch`` (optimizers built with ``fused=False``,
+torch's own ``step()``) and ``single-tensor fast path`` (the same optimizers stepped by
+:func:`optimizer_step`: the training code before the fused kernels). Figures are CPU seconds of the
+process (``time.process_time``; the machine may be shared, so wall time is not used), min and
+median over ``--repeats``. Each run's result (all parameters) is hashed: the two single-tensor rows
+must print the same digest; ``fused`` differs from them in the last bits of the arithmetic
+(another order of float operations), hence another digest.
 """
 
 from __future__ import annotations
@@ -43,9 +44,9 @@ from wemem.training.fastpath import optimizer_step, zero_grad
 
 FUSABLE = fastpath._fusable
 IMPLEMENTATIONS = {  # name: step, zero_grad, whether the optimizers are built fused
-    "torch": (lambda opt: opt.step(), lambda opt: opt.zero_grad(set_to_none=True), True),
-    "fast path": (optimizer_step, zero_grad, True),
-    "single-tensor": (optimizer_step, zero_grad, False),
+    "fused": (optimizer_step, zero_grad, True),
+    "single torch": (lambda opt: opt.step(), lambda opt: opt.zero_grad(set_to_none=True), False),
+    "single fast": (optimizer_step, zero_grad, False),
 }
 
 

@@ -1,25 +1,27 @@
-"""``optimizer.step()`` for small models on the CPU, without torch.optim's per-step bookkeeping,
-and the optimizers the training code builds (:func:`adam`, :func:`sgd`: torch's fused kernels).
+"""The optimizers the training code builds (:func:`adam`, :func:`sgd`: torch's fused kernels), and
+``optimizer.step()`` for small single-tensor optimizers on the CPU without torch.optim's per-step
+bookkeeping.
 
 The training loop's, the defenses' and the attack models' optimizers are built by :func:`adam` and
-:func:`sgd`: ``torch.optim.Adam``/``SGD`` with ``fused=True`` where torch has a fused kernel for the
-parameters (float CPU or CUDA tensors). On the CPU the fused kernel does the whole update of a
+:func:`sgd`: ``torch.optim.Adam``/``SGD`` with ``fused=True`` where torch has a fused kernel for
+the parameters (float CPU or CUDA tensors). On the CPU the fused kernel does the whole update of a
 tensor in one vectorised pass, where the single-tensor path runs a handful of elementwise ops per
 parameter (Base's 5-round pruning of the cpu profile's FC victim: 0.70× the CPU time,
-``benchmarks/optimizer_step.py``). It is the same algorithm in a different order of float operations, so its
-numbers differ from the single-tensor path's in the last bits (the model cache keys name it,
-:data:`KERNEL`).
+``benchmarks/optimizer_step.py``). It is the same algorithm in another order of float operations,
+so its numbers differ from the single-tensor path's in the last bits (the model cache keys name
+it, :data:`KERNEL`).
 
-For the models of the cpu profile (a few hundred thousand parameters) the machinery around the
-update (hooks, profiler scopes, regrouping the state every step) costs about as much as the update
-itself. :func:`optimizer_step` calls the same kernel as ``opt.step()`` (the fused one, or the ops
-of the single-tensor path in the same order with the same scalars) on the same state tensors, so
-parameters, state and ``state_dict()`` are bit-identical to ``opt.step()`` (tested against it). It
-falls back to ``opt.step()`` for anything else: another optimizer class, a non-CPU or non-real
-parameter, parameters of mixed dtypes in a fused group, a sparse gradient, a missing state (the
-first step initialises it), hooks, a patched ``step`` (an LR scheduler), or an option the fast path
-does not implement (AMSGrad, maximize, Nesterov, dampening, foreach/capturable/differentiable,
-decoupled weight decay, tensor hyper-parameters).
+:func:`optimizer_step` is ``opt.step()``. For a single-tensor Adam or SGD on the CPU (an optimizer
+built elsewhere, e.g. with ``fused=False``) it performs exactly the ops of torch's single-tensor
+path, in the same order with the same scalars, on the same state tensors, without the machinery
+around them (hooks, profiler scopes, regrouping the state every step), which for models of a few
+hundred thousand parameters costs about as much as the ops; parameters, state and ``state_dict()``
+are bit-identical to ``opt.step()`` (tested against it). Everything else goes to ``opt.step()``:
+fused optimizers (torch's fused ``step()`` was measured no slower than calling its kernel
+directly), another optimizer class, a non-CPU or non-real parameter, a sparse gradient, a missing
+state (the first step initialises it), hooks, a patched ``step`` (an LR scheduler), or an option
+the fast path does not implement (AMSGrad, maximize, Nesterov, dampening,
+foreach/capturable/differentiable, decoupled weight decay, tensor hyper-parameters).
 """
 
 from __future__ import annotations
@@ -74,10 +76,8 @@ def _hooked(opt: torch.optim.Optimizer) -> bool:
 
 
 def _plain_params(opt: torch.optim.Optimizer, group: dict, *, state_key: str | None) -> bool:
-    """Every parameter with a gradient: a real CPU tensor with a dense gradient (in a fused group:
-    all of one dtype) and, when ``state_key`` is given, that state already initialised by an
-    earlier ``opt.step()``."""
-    dtypes = set()
+    """Every parameter with a gradient: a real CPU tensor with a dense gradient and, when
+    ``state_key`` is given, that state already initialised by an earlier ``opt.step()``."""
     for p in group["params"]:
         g = p.grad
         if g is None:
@@ -86,13 +86,13 @@ def _plain_params(opt: torch.optim.Optimizer, group: dict, *, state_key: str | N
             return False
         if state_key is not None and state_key not in opt.state.get(p, {}):
             return False
-        dtypes.add(p.dtype)
-    return len(dtypes) <= 1 or not group.get("fused")
+    return True
 
 
 def _plain_group(group: dict) -> bool:
     return (
         not group.get("foreach")
+        and not group.get("fused")
         and not group.get("capturable")
         and not group.get("differentiable")
         and not group.get("maximize")
@@ -124,36 +124,10 @@ def _sgd_ready(opt: torch.optim.Optimizer) -> bool:
 
 
 def _adam(opt: torch.optim.Optimizer) -> None:
-    """``torch.optim.adam._fused_adam`` for fused groups, else ``_single_tensor_adam`` (coupled
-    weight decay), parameter by parameter."""
+    """``torch.optim.adam._single_tensor_adam`` (coupled weight decay), parameter by parameter."""
     for group in opt.param_groups:
         lr, weight_decay, eps = group["lr"], group["weight_decay"], group["eps"]
         beta1, beta2 = group["betas"]
-        if group.get("fused"):
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            states = [opt.state[p] for p in params]
-            steps = [st["step"] for st in states]
-            torch._foreach_add_(steps, 1)
-            torch._fused_adam_(
-                params,
-                [p.grad for p in params],
-                [st["exp_avg"] for st in states],
-                [st["exp_avg_sq"] for st in states],
-                [],
-                steps,
-                amsgrad=False,
-                lr=lr,
-                beta1=beta1,
-                beta2=beta2,
-                weight_decay=weight_decay,
-                eps=eps,
-                maximize=False,
-                grad_scale=None,
-                found_inf=None,
-            )
-            continue
         for p in group["params"]:
             grad = p.grad
             if grad is None:
@@ -176,29 +150,9 @@ def _adam(opt: torch.optim.Optimizer) -> None:
 
 
 def _sgd(opt: torch.optim.Optimizer) -> None:
-    """``torch.optim.sgd._fused_sgd`` for fused groups, else ``_single_tensor_sgd``, without
-    dampening and Nesterov."""
+    """``torch.optim.sgd._single_tensor_sgd`` without dampening and Nesterov."""
     for group in opt.param_groups:
         lr, weight_decay, momentum = group["lr"], group["weight_decay"], group["momentum"]
-        if group.get("fused"):
-            params = [p for p in group["params"] if p.grad is not None]
-            if not params:
-                continue
-            torch._fused_sgd_(
-                params,
-                [p.grad for p in params],
-                [opt.state[p]["momentum_buffer"] for p in params] if momentum != 0 else [],
-                weight_decay=weight_decay,
-                momentum=momentum,
-                lr=lr,
-                dampening=0.0,
-                nesterov=False,
-                maximize=False,
-                is_first_step=False,
-                grad_scale=None,
-                found_inf=None,
-            )
-            continue
         for p in group["params"]:
             grad = p.grad
             if grad is None:
