@@ -6,8 +6,8 @@ The training loop's, the defenses' and the attack models' optimizers are built b
 :func:`sgd`: ``torch.optim.Adam``/``SGD`` with ``fused=True`` where torch has a fused kernel for
 the parameters (float CPU or CUDA tensors). On the CPU the fused kernel does the whole update of a
 tensor in one vectorised pass, where the single-tensor path runs a handful of elementwise ops per
-parameter (Base's 5-round pruning of the cpu profile's FC victim: 0.70× the CPU time,
-``benchmarks/optimizer_step.py``). It is the same algorithm in another order of float operations,
+parameter (Base's 5-round pruning of the cpu profile's FC victim: about 0.75× the CPU time of the
+single-tensor fast path, ``benchmarks/optimizer_step.py``). It is the same algorithm in another order of float operations,
 so its numbers differ from the single-tensor path's in the last bits (the model cache keys name
 it, :data:`KERNEL`).
 
