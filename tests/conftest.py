@@ -47,56 +47,52 @@ def tiny_settings(tmp_path) -> params.Settings:
 
 
 @pytest.fixture(scope="session")
-def tiny_batch(tmp_path_factory, _isolated_env):
-    """``wemem reproduce --profile tiny`` of every notebook, once per test session: the outputs
-    folder and the runner's results (the notebooks' tests and the plan-vs-cache test read it)."""
-    from wemem.batch import runner
-
-    out = tmp_path_factory.mktemp("outputs")
-    results = runner.reproduce(
-        "tiny",
-        outputs_root=out,
-        notebooks_dir=ROOT / "notebooks",
-        params_dir=ROOT / "params",
-        jobs=2,  # two runs at once, in dependency order (make test runs on 2 cores)
-    )
-    return out, results
+def tiny_batch(request, tmp_path_factory):
+    """``wemem reproduce --profile tiny`` of every notebook, once per test session, run beside the
+    suite (:mod:`background`): the outputs folder and the runs of its summary (the notebooks'
+    tests and the plan-vs-cache test read them; the batch's cache is ``out.parent / "cache"``)."""
+    batch = _background(request.config).get("tiny_batch")
+    if batch is None:  # e.g. a test run alone by node id: start it now
+        batch = _background(request.config)["tiny_batch"] = _start_tiny(
+            tmp_path_factory.mktemp("tiny-batch")
+        )
+    return batch.wait("reproduce-tiny.json")
 
 
-# ---- the smoke sample runs beside the suite ------------------------------------------------------
+# ---- batches that run beside the suite (tests/background.py) ------------------------------------
 _SMOKE_TEST = "test_smoke_sample.py::test_each_sampled_run_executes_at_smoke_scale"
 
 
+def _background(config: pytest.Config) -> dict:
+    if not hasattr(config, "wemem_background"):
+        config.wemem_background = {}
+    return config.wemem_background
+
+
+def _start_tiny(root: Path):
+    import background
+
+    return background.start(root, "tiny")
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start the paper smoke sample (tests/test_smoke_sample.py) in the background as soon as the
-    session knows it will run it: its kernels then use the core the rest of the suite leaves
-    idle, and its test only waits for it."""
-    if not any(item.nodeid.endswith(_SMOKE_TEST) for item in session.items):
-        return
+    """Start the notebook batches the session's tests will read as soon as it knows them: the tiny
+    batch of every notebook and the paper smoke sample (tests/test_smoke_sample.py). Their kernels
+    then use the core the rest of the suite leaves idle, and their tests only wait for them."""
     import tempfile
 
-    from test_smoke_sample import start_in_background
+    started = _background(session.config)
+    if any("tiny_batch" in getattr(item, "fixturenames", ()) for item in session.items):
+        started["tiny_batch"] = _start_tiny(Path(tempfile.mkdtemp(prefix="wemem-tiny-batch-")))
+    if any(item.nodeid.endswith(_SMOKE_TEST) for item in session.items):
+        from test_smoke_sample import start_in_background
 
-    root = Path(tempfile.mkdtemp(prefix="wemem-smoke-sample-"))
-    session.config.smoke_sample = (root, start_in_background(root))
+        root = Path(tempfile.mkdtemp(prefix="wemem-smoke-sample-"))
+        started["smoke_sample"] = start_in_background(root)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Stop the background smoke sample if the session ends before its test waited for it, and
-    remove its folder."""
-    started = getattr(session.config, "smoke_sample", None)
-    if started is None:
-        return
-    import os
-    import shutil
-    import signal
-    import subprocess
-
-    root, proc = started
-    if proc.poll() is None:  # the batch and its kernels: one process group
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-    shutil.rmtree(root, ignore_errors=True)
+    """Stop the background batches still running when the session ends (their tests did not wait
+    for them) and remove their folders."""
+    for batch in _background(session.config).values():
+        batch.stop()

@@ -127,7 +127,7 @@ def test_every_notebook_has_promises():
 
 def test_tiny_profile_runs_every_notebook(tiny_batch):
     out, results = tiny_batch
-    assert sorted(r["stem"] for r in results) == [p.stem for p in NOTEBOOKS]
+    assert sorted(r["notebook"] for r in results) == [p.stem for p in NOTEBOOKS]
     for stem, files in PROMISES.items():
         run_dir = out / stem / "tiny"
         assert (run_dir / f"{stem}.ipynb").exists()

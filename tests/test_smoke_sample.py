@@ -5,11 +5,9 @@ scale (params/smoke.yaml), in this test session. The whole profile runs in `make
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+import background
 import pytest
 
 from wemem.data.fixtures import write_fixtures
@@ -38,41 +36,24 @@ SAMPLE = [
 ]
 
 
-def start_in_background(root: Path) -> subprocess.Popen:
-    """Start ``wemem reproduce --profile paper --smoke --only SAMPLE`` in its own process, with
-    its own fixtures, cache and outputs under ``root``; stdout and stderr go to ``root/log``.
-
-    tests/conftest.py starts it when the session collects :func:`test_each_sampled_run_executes_
-    at_smoke_scale`, so the batch runs beside the rest of the suite (most of which uses one core)
-    instead of after it; the test waits for it."""
+def start_in_background(root: Path) -> background.Batch:
+    """Start ``wemem reproduce --profile paper --smoke --only SAMPLE`` beside the suite
+    (:mod:`background`), on fixtures written under ``root``. tests/conftest.py starts it when the
+    session collects :func:`test_each_sampled_run_executes_at_smoke_scale`; the test waits."""
     data = root / "fixtures"
     write_fixtures(data)
-    env = {**os.environ, "WEMEM_DATA": str(data), "WEMEM_CACHE": str(root / "cache")}
-    cmd = [sys.executable, "-m", "wemem.cli", "reproduce", "--profile", "paper", "--smoke",
-           "--only", ",".join(SAMPLE), "--jobs", "2", "--executor", "local",
-           "--notebooks", str(ROOT / "notebooks"), "--params", str(ROOT / "params"),
-           "--outputs", str(root / "outputs")]  # fmt: skip
-    log = (root / "log").open("wb")
-    return subprocess.Popen(
-        cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
-    )  # its own group: conftest can stop it all
+    return background.start(root, "paper", "--smoke", "--only", ",".join(SAMPLE), data=data)
 
 
 @pytest.fixture(scope="module")
 def smoke_sample(request, tmp_path_factory):
     """The sample's outputs folder and run records, from the background batch (started here if
     conftest did not start it, e.g. when this test is run alone by node id)."""
-    started = getattr(request.config, "smoke_sample", None)
-    if started is None:
-        root = tmp_path_factory.mktemp("smoke-sample")
-        started = (root, start_in_background(root))
-    root, proc = started
-    rc = proc.wait(timeout=1800)
-    log = (root / "log").read_text(errors="replace")
-    assert rc == 0, f"the smoke sample failed (exit {rc}):\n{log[-4000:]}"
-    out = root / "outputs" / "smoke"
-    summary = json.loads((out / "reproduce-paper.partial.json").read_text())
-    return out, summary["runs"]
+    started = request.config.wemem_background  # tests/conftest.py
+    batch = started.get("smoke_sample")
+    if batch is None:
+        batch = started["smoke_sample"] = start_in_background(tmp_path_factory.mktemp("smoke"))
+    return batch.wait("reproduce-paper.partial.json")
 
 
 def test_sample_covers_every_dataset_and_architecture():

@@ -126,3 +126,25 @@ def test_bad_arguments(kwargs: dict, field: str) -> None:
 def test_too_small_pool_is_a_params_error() -> None:
     with pytest.raises(ParamsError, match="non-empty"):
         make_splits(3, 0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7, 2**31 - 1])
+@pytest.mark.parametrize(("n", "n_test"), [(2, 1), (10, 3), (999, 500), (5_010, 1_002)])
+def test_shuffle_split_is_sklearns_train_test_split(n: int, n_test: int, seed: int) -> None:
+    from wemem.data.splits import shuffle_split
+
+    arr = np.random.default_rng(n).permutation(3 * n)[:n]  # not 0..n-1: rows are values
+    got = shuffle_split(arr, n_test, seed)
+    want = train_test_split(arr, test_size=n_test, random_state=seed)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("n", [1_797, 5_010, 67_330])
+def test_the_80_20_pool_split_is_sklearns_float_share(n: int) -> None:
+    from wemem.data.tabular import POOL_TEST_SIZE, split_pool
+
+    order, n_train = split_pool(n, seed=3)
+    tr, te = train_test_split(np.arange(n), test_size=POOL_TEST_SIZE, random_state=3)
+    assert n_train == len(tr)
+    np.testing.assert_array_equal(order, np.concatenate([tr, te]))

@@ -11,6 +11,15 @@ import wemem.experiment.stages as S
 from wemem.experiment.replicate import Experiment
 
 
+@pytest.fixture(scope="module")
+def shared_settings(tmp_path_factory, tiny_values):
+    """The tiny setting with one cache for the module's tests that only build specs: its dense
+    models and mem-scores train once."""
+    from wemem import params
+
+    return params.validate({**tiny_values, "cache_dir": str(tmp_path_factory.mktemp("cache"))})
+
+
 def _final(run):
     return run.final.probs_in, run.final.probs_out
 
@@ -52,8 +61,8 @@ def test_windows_wider_than_every_class_train_once(tiny_settings, monkeypatch):
     ],
     ids=["step", "width", "order", "defense"],
 )
-def test_another_schedule_or_defense_is_not_the_same_training(tiny_settings, other):
-    exp = Experiment(tiny_settings, seed=0)
+def test_another_schedule_or_defense_is_not_the_same_training(shared_settings, other):
+    exp = Experiment(shared_settings, seed=0)
     base = exp.defense_parts("rsw_h2l", False, {"width": 500, "step": 20})
     parts = exp.defense_parts(other[0], False, other[1])
     spec = exp.pruned_spec("victim", defense="rsw_h2l", defense_spec=base.spec)
@@ -64,8 +73,8 @@ def test_another_schedule_or_defense_is_not_the_same_training(tiny_settings, oth
     assert "width" not in alias["defense_spec"] and "window_schedule" in alias["defense_spec"]
 
 
-def test_defenses_without_a_window_have_no_schedule(tiny_settings):
-    exp = Experiment(tiny_settings, seed=0)
+def test_defenses_without_a_window_have_no_schedule(shared_settings):
+    exp = Experiment(shared_settings, seed=0)
     for name, settings in (("rmr", {"tau": 0.5, "lambda_r": 0.1}), ("ppb", {"beta": 4.0})):
         parts = exp.defense_parts(name, False, settings)
         assert parts.window == ()

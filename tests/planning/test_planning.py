@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -37,9 +36,9 @@ def _tiny(stem: str) -> dict:
 
 @pytest.fixture(scope="module")
 def tiny_06(tiny_batch):
-    """Notebook 06's run of the session's tiny batch, and the session's cache."""
+    """Notebook 06's run of the session's tiny batch, and the batch's cache."""
     out, _ = tiny_batch
-    return out / "06_baselines" / "tiny", Path(os.environ["WEMEM_CACHE"])
+    return out / "06_baselines" / "tiny", out.parent / "cache"
 
 
 def test_every_run_of_the_tiny_batch_used_exactly_its_plan(tiny_batch):
@@ -48,7 +47,7 @@ def test_every_run_of_the_tiny_batch_used_exactly_its_plan(tiny_batch):
     assert len(runs) == 13
     for run_dir in runs:
         result = verify.compare_run(
-            run_dir, cache_root=Path(os.environ["WEMEM_CACHE"]), notebooks_dir=NOTEBOOKS
+            run_dir, cache_root=out.parent / "cache", notebooks_dir=NOTEBOOKS
         )
         if result.stem not in verify.APPROXIMATE:
             assert result.equal, "\n".join(result.lines())

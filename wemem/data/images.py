@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from PIL import Image
-from sklearn.datasets import load_digits
 from tqdm.auto import tqdm
 
 from wemem.data.files import FIXTURE_MARKER, prune_caches, read_fixture_marker
@@ -361,6 +360,8 @@ def load_digits_pool(*, pool_seed: int) -> RawPool:
 
     P/T is a seeded 80/20 split (1,437 / 360), as for the tabular sets.
     """
+    from sklearn.datasets import load_digits  # here: importing scikit-learn costs ~2.5 s
+
     bunch = load_digits()
     x = (np.asarray(bunch.images, dtype=np.float32) / 16.0)[:, None, :, :]
     y = np.asarray(bunch.target, dtype=np.int64)

@@ -11,7 +11,8 @@ With P = rows ``0..n_train-1`` and T = rows ``n_train..n_train+n_test-1`` of a
 Online LiRA's reference models (:func:`reference_keep`, :func:`reference_split`) train on random
 halves of P instead, balanced so that every P row is IN for exactly half of them.
 
-Every split is ``sklearn.model_selection.train_test_split``. Its test part has
+Every split is ``sklearn.model_selection.train_test_split`` (:func:`shuffle_split`: the same
+permutation, without importing scikit-learn). Its test part has
 ``ceil(test_share * n)`` rows; we compute that count in exact rational arithmetic (so ``1 - 0.9``
 cannot round to a different count) and pass it as an integer, which draws the very same
 permutation as the float the official code passed. The sizes of the spec's table come out exactly.
@@ -22,12 +23,12 @@ from __future__ import annotations
 import hashlib
 import math
 import numbers
+import operator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from wemem.errors import DataFormatError, ParamsError
 from wemem.io import atomic_path
@@ -129,8 +130,19 @@ def _split(idx: np.ndarray, test_share: Fraction, seed: int, what: str) -> tuple
             f"{what}: splitting {n} rows with test share {float(test_share):g} gives {n_test} test "
             f"rows; both parts must be non-empty (use larger pools or other fractions)"
         )
-    a, b = train_test_split(idx, test_size=n_test, random_state=seed)
+    a, b = shuffle_split(idx, n_test, seed)
     return a.astype(np.int64), b.astype(np.int64)
+
+
+def shuffle_split(arr: np.ndarray, n_test: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``sklearn.model_selection.train_test_split(arr, test_size=n_test, random_state=seed)``
+    without stratification, as scikit-learn computes it (its ``ShuffleSplit``): one permutation
+    from NumPy's legacy ``RandomState(seed)``, whose first ``n_test`` entries index the test part
+    and the rest the training part, each in permutation order. The very rows of scikit-learn
+    (tests/data/test_data_splits.py compares the two), without importing it: scikit-learn's
+    import costs every notebook kernel and worker about 2.5 s."""
+    perm = np.random.RandomState(operator.index(seed)).permutation(len(arr))
+    return arr[perm[operator.index(n_test) :]], arr[perm[:n_test]]
 
 
 def _model_split(

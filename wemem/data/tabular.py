@@ -13,6 +13,7 @@ checked against ``SHA256SUMS`` (when present) every time it is parsed.
 from __future__ import annotations
 
 import logging
+import math
 import numbers
 import zipfile
 from pathlib import Path
@@ -20,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.model_selection import train_test_split
 
 from wemem.data.files import prune_caches, stat_key, verify_sums
 from wemem.data.registry import DATASETS, RawPool, check_labels, require_files, resolve_file
+from wemem.data.splits import shuffle_split
 from wemem.errors import DataFormatError, ParamsError
 from wemem.io import atomic_path
 from wemem.io import digest as digest_of
@@ -43,7 +44,8 @@ def split_pool(n: int, *, seed: int) -> tuple[np.ndarray, int]:
     Returns ``(order, n_train)``: (n,) int64, P's rows then T's rows, each in
     ``train_test_split`` order; ``order[:n_train]`` is P.
     """
-    tr, te = train_test_split(np.arange(n), test_size=POOL_TEST_SIZE, random_state=seed)
+    # train_test_split's test size for a float share: ceil(share * n), in float arithmetic
+    tr, te = shuffle_split(np.arange(n), math.ceil(POOL_TEST_SIZE * n), seed)
     return np.concatenate([tr, te]).astype(np.int64), len(tr)
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import pandas as pd
-import seaborn as sns
 
 from wemem.names import label
+from wemem.report.palettes import palette as colours
 
 STAGE_ORDER = ["dense", "one-shot", "iterative"]
 STAGE_COLORS = {"dense": "#4c72b0", "one-shot": "#dd8452", "iterative": "#c44e52"}
@@ -40,7 +40,7 @@ def leakage_per_round(attacks: pd.DataFrame, models: pd.DataFrame, *, metric: st
     ax0.legend(fontsize=8)
 
     it_a = attacks[attacks.stage == "iterative"]
-    palette = sns.color_palette("tab10", n_colors=attacks.attack.nunique())
+    palette = colours("tab10", attacks.attack.nunique())
     for color, (name, grp) in zip(palette, it_a.groupby("attack", sort=False), strict=False):
         m = grp.groupby("round")[metric].agg(["mean", "std"]).fillna(0)
         ax1.plot(m.index, m["mean"], "o-", color=color, label=label(name))
@@ -63,6 +63,8 @@ def leakage_per_round(attacks: pd.DataFrame, models: pd.DataFrame, *, metric: st
 
 def stage_comparison(attacks: pd.DataFrame, *, metric: str = "auc"):
     """Bars: each attack's ``metric`` on the dense, one-shot and iteratively pruned victim."""
+    import seaborn as sns  # here: it imports scipy.stats (~2 s per kernel)
+
     fig, ax = plt.subplots(figsize=(7, 3.6), constrained_layout=True)
     df = attacks.assign(Attack=attacks.attack.map(label))
     sns.barplot(
@@ -85,6 +87,8 @@ def stage_comparison(attacks: pd.DataFrame, *, metric: str = "auc"):
 
 def flipped_vs_clean(attacks: pd.DataFrame, *, attack: str = "conf"):
     """AUC of one attack on label-noise (flipped) vs clean samples, per stage."""
+    import seaborn as sns  # here: it imports scipy.stats (~2 s per kernel)
+
     df = attacks.loc[attacks.attack == attack, ["stage", "seed", "auc_flipped", "auc_clean"]].melt(
         id_vars=["stage", "seed"], var_name="group", value_name="auc"
     )
@@ -101,6 +105,7 @@ def flipped_vs_clean(attacks: pd.DataFrame, *, attack: str = "conf"):
 def memscore_distributions(score, labels, flipped, *, max_classes: int = 10):
     """Left: mem-score histogram of flipped-label vs clean samples; right: per-class boxplots."""
     import numpy as np
+    import seaborn as sns  # here: it imports scipy.stats (~2 s per kernel)
 
     fig, (ax0, ax1) = plt.subplots(
         1, 2, figsize=(10, 3.6), constrained_layout=True, gridspec_kw={"width_ratios": [1, 1.6]}
@@ -185,7 +190,7 @@ def roc_curves(frames: dict[str, pd.DataFrame], *, attacks=None):
     )
     for ax, (stage, df) in zip(axes[0], frames.items(), strict=True):
         names = attacks or list(df.attack)
-        palette = sns.color_palette("tab20", n_colors=len(names))
+        palette = colours("tab20", len(names))
         for color, name in zip(palette, names, strict=True):
             fpr, tpr = df.attrs["roc"][name]
             auc = float(df.set_index("attack").loc[name, "auc"])

@@ -5,14 +5,16 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
 from wemem.names import label
+from wemem.report.palettes import palette as colours
 
 
 def window_accuracy(means: pd.DataFrame, *, title: str = ""):
     """Fig. 5: test accuracy per window width; four bars (order × step) per width; Base and the
     mean over settings as horizontal lines."""
+    import seaborn as sns  # here: it imports scipy.stats (~2 s per kernel)
+
     base = means[means.setting == "Base"].test_acc.iloc[0]
     w = means[(means.setting != "Base") & means.order.isin(["H2L", "L2H"])].copy()
     w["setting_kind"] = w.order.map({"H2L": "H→L", "L2H": "L→H"}) + ", s " + w.step_size
@@ -58,7 +60,7 @@ def window_attacks(table: pd.DataFrame, *, metric: str = "paper_metric", title: 
     for ax, order in zip(axes[0], orders, strict=True):
         sub = table[table.order == order]
         settings = list(dict.fromkeys(sub.setting))
-        palette = sns.color_palette("viridis", n_colors=len(settings))
+        palette = colours("viridis", len(settings))
         for j, (color, s) in enumerate(zip(palette, settings, strict=True)):
             vals = sub[sub.setting == s].set_index("attack")[metric].reindex(attacks)
             off = (j - len(settings) / 2) * 0.05
