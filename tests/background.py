@@ -27,10 +27,6 @@ class Batch:
     root: Path
     proc: subprocess.Popen
 
-    @property
-    def cache(self) -> Path:
-        return self.root / "cache"
-
     def wait(self, summary: str, *, timeout: float = 1800) -> tuple[Path, list[dict]]:
         """Wait for the batch; fail with its log's tail unless it exited 0. Returns the outputs
         folder of its runs and the runs of its summary (``summary``: the file name under it,

@@ -141,8 +141,9 @@ def shuffle_split(arr: np.ndarray, n_test: int, seed: int) -> tuple[np.ndarray, 
     and the rest the training part, each in permutation order. The very rows of scikit-learn
     (tests/data/test_data_splits.py compares the two), without importing it: scikit-learn's
     import costs every notebook kernel and worker about 2.5 s."""
+    n_test = operator.index(n_test)
     perm = np.random.RandomState(operator.index(seed)).permutation(len(arr))
-    return arr[perm[operator.index(n_test) :]], arr[perm[:n_test]]
+    return arr[perm[n_test:]], arr[perm[:n_test]]
 
 
 def _model_split(
