@@ -7,9 +7,9 @@ PROFILE ?= cpu
 KERNEL ?= wemem
 # where independent trainings run: pool (worker processes, one per core), local (one at a time), ray
 EXECUTOR ?= pool
-# runs in flight at once, in dependency order; the manifest's `exclusive` runs run alone (10's
-# timing always, the sweeps under the pool), so on 2 cores only 00/01/01-digits and 09's variants
-# overlap
+# runs in flight at once, in dependency order; 10 (`exclusive: always`, its timing) runs alone; under
+# the pool the kernels' workers share one slot per core (wemem/experiment/slots.py), so a kernel's
+# own work (start, imports, in-process attacks, figures, report) runs beside another's trainings
 JOBS ?= 2
 # `make smoke`: every run of SMOKE_PROFILE at smoke scale (params/smoke.yaml) on generated stand-ins
 # of the paper's datasets (`wemem data fixtures`), from an empty cache, outputs in outputs/smoke/

@@ -162,7 +162,19 @@ def _kernel_env(
         "RAY_USAGE_STATS_ENABLED": "0",
         # smoke scale: statistical checks are not applicable (wemem.studies.verdicts.small_scale)
         "WEMEM_SMOKE": "1" if spec.smoke is not None else "",
+        **_slot_env(executor),
     }
+
+
+def _slot_env(executor: str) -> dict[str, str]:
+    """Under the pool executor every kernel's workers share this machine's core slots
+    (:mod:`wemem.experiment.slots`): one per worker a pool starts."""
+    if executor != "pool":
+        return {}
+    from wemem.experiment import slots
+
+    workers = os.environ.get("WEMEM_POOL_WORKERS") or str(os.cpu_count() or 1)
+    return {slots.ENV_DIR: str(slots.machine_folder()), slots.ENV_COUNT: workers}
 
 
 def _output_dir(final: Path, notebook: Path) -> str:

@@ -30,7 +30,8 @@ class NotebookEntry:
     produces: tuple[str, ...]
     reads_outputs: bool = False  # reads the needed runs' outputs (not just their cached models)
     # when it runs alone in a batch with --jobs N: "always" (it times its trainings), "parallel"
-    # (with the pool or Ray executor, whose workers it keeps busy) or "never"
+    # (with the Ray executor, whose workers it keeps busy; the pool's workers share the machine's
+    # core slots instead, wemem/experiment/slots.py) or "never"
     exclusive: str = "never"
 
 

@@ -4,8 +4,12 @@ A notebook kernel spends much of its time in one process (imports, loading the c
 it scores itself, figures, the HTML export) while the executor's workers train; with ``N`` runs
 in flight the machine's cores stay busy. A run starts when every run of the notebooks it
 ``needs`` (``params/manifest.yaml``) has finished; a notebook marked ``exclusive`` runs alone
-(``always``: 10's controlled timing; ``parallel``: with the pool or Ray executor, sweeps that keep
-every core busy). Each run executes in its own process (its kernel's environment is
+(``always``: 10's controlled timing; ``parallel``: with the Ray executor, sweeps that keep every
+core busy). Under the pool executor the sweeps overlap: every kernel's workers share one core
+slot per worker (:mod:`wemem.experiment.slots`), so two pools never run more trainings than
+there are cores, and one kernel's single-process work fills the cores the other's pool leaves
+idle (cold ``cpu`` batch on a 2-core Intel Xeon: 751 s against 908 s with the sweeps alone).
+Each run executes in its own process (its kernel's environment is
 set per process), the reports' index is written here after each run. The first failure stops
 new starts; runs in flight finish, then the error is raised. Numbers do not depend on ``N``: each
 computation is seeded on its own and the cache serialises trainings of the same entry
@@ -47,12 +51,12 @@ def dependencies(runs: list[RunSpec], params_dir: Path) -> dict[str, set[str]]:
 
 
 def exclusive_stems(params_dir: Path, executor: str = "local") -> set[str]:
-    """Notebooks that run alone: ``exclusive: always`` in the manifest, and ``parallel`` when the
-    executor runs trainings on workers (``pool``, ``ray``)."""
+    """Notebooks that run alone: ``exclusive: always`` in the manifest, and ``parallel`` under
+    the Ray executor (the pool's workers share the machine's core slots instead)."""
     path = Path(params_dir) / manifest_mod.FILE
     if not path.exists():
         return set()
-    alone = {"always"} | ({"parallel"} if executor != "local" else set())
+    alone = {"always"} | ({"parallel"} if executor == "ray" else set())
     return {s for s, e in manifest_mod.load(params_dir).notebooks.items() if e.exclusive in alone}
 
 

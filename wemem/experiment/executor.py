@@ -20,6 +20,9 @@ by hand before opening a notebook):
 * ``WEMEM_POOL_WORKERS``: worker processes of ``pool`` (default: the CPU count), each with one
   torch thread, started once per process (a notebook kernel) and reused; a task runs with the
   ``local`` executor inside its worker (no nested pools);
+* ``WEMEM_SLOTS_DIR`` / ``WEMEM_SLOTS``: the machine's core slots a pool task holds while it runs
+  (:mod:`wemem.experiment.slots`; set by ``wemem reproduce --executor pool`` for its kernels, so
+  the pools of runs in flight at once never run more trainings than there are cores);
 * ``WEMEM_RAY_ADDRESS``: the address of an existing cluster (``ray.init(address=...)``, e.g.
   ``auto`` or ``ray://head:10001``); empty: start a local cluster on this machine;
 * ``WEMEM_TASK_CPUS`` / ``WEMEM_TASK_GPUS``: ``num_cpus`` / ``num_gpus`` of each task (a params
@@ -148,7 +151,10 @@ def submit_calls(fn, calls: list[dict[str, Any]]) -> Pending:
 
 
 def _call(fn, kw: dict[str, Any]):
-    return fn(**kw)
+    from wemem.experiment import slots
+
+    with slots.held():
+        return fn(**kw)
 
 
 def _run_ray(exp, requests: list[Request]) -> int:
@@ -216,8 +222,11 @@ def _train(experiment: type, settings, seed: int, cache_dir: str, request: Reque
     request (:meth:`wemem.experiment.replicate.Experiment.run`)."""
     import dataclasses
 
+    from wemem.experiment import slots
+
     settings = dataclasses.replace(settings, cache_dir=cache_dir)
-    experiment(settings, seed=seed).run(request)
+    with slots.held():
+        experiment(settings, seed=seed).run(request)
 
 
 def _ray():
