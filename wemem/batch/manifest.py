@@ -178,7 +178,8 @@ def markdown_map(manifest: Manifest) -> str:
     for profile, runs in manifest.runs.items():
         minutes = sum(r.minutes or 0 for r in runs)
         totals.append(f"`{profile}` {len(runs)} runs, {_minutes(minutes)} on {runs[0].hardware}")
-    lines += ["", "Totals: " + "; ".join(totals) + "."]
+    lines += ["", "Totals (each run's own time, summed; `--jobs N` overlaps runs): "
+              + "; ".join(totals) + "."]  # fmt: skip
     return "\n".join(lines)
 
 
