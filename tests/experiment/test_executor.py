@@ -7,6 +7,7 @@ when Ray is not installed (it is an optional extra, but part of the test extra).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -142,3 +143,30 @@ def test_classifier_attacks_are_cached_on_their_inputs(tiny_settings, tmp_path, 
         assert np.array_equal(again.attrs["scores"][name][1], s_out), name
     other = adaptive.evaluate(exp, st, ["nn"], attack_epochs=2, seed=1)
     assert len(trained) == 1 and not other.equals(first.iloc[[1]].reset_index(drop=True))
+
+
+def test_an_interrupted_idle_pool_worker_exits_without_a_traceback(tmp_path):
+    """The kernel's end sends SIGINT to its process group; the pool's idle workers used to print
+    a KeyboardInterrupt traceback each into the batch log."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "interrupt.py"
+    script.write_text(
+        "import os, signal, time\n"
+        "from wemem.experiment import executor\n"
+        "if __name__ == '__main__':\n"
+        "    pid = executor.submit_calls(os.getpid, [{}]).results()[0]\n"
+        "    os.kill(pid, signal.SIGINT)\n"
+        "    time.sleep(1.0)\n"
+        "    executor.shutdown()\n"
+        "    print('done', pid)\n"
+    )
+    env = {**os.environ, "WEMEM_EXECUTOR": "pool", "WEMEM_POOL_WORKERS": "1"}
+    env.pop("WEMEM_SLOTS_DIR", None)
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "done" in done.stdout
+    assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr

@@ -210,11 +210,20 @@ def _pool():
 
 
 def _worker_init(env: dict[str, str]) -> None:
+    import signal
+
     import torch
 
+    # the kernel's end interrupts its process group: an idle worker exits without a traceback in
+    # the batch log (a busy one's task fails with SystemExit, as it failed with KeyboardInterrupt)
+    signal.signal(signal.SIGINT, _exit_on_interrupt)
     os.environ.update(env)
     os.environ["WEMEM_EXECUTOR"] = "local"
     torch.set_num_threads(1)
+
+
+def _exit_on_interrupt(signum: int, frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _train(experiment: type, settings, seed: int, cache_dir: str, request: Request) -> None:
