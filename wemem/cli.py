@@ -284,8 +284,7 @@ def _add_reproduce(sub) -> None:
     r.add_argument(
         "--only",
         default=None,
-        help="glob on notebook names, e.g. '02_*', or on run ids, e.g. '06_*.cifar10_*'; "
-        "several separated by commas",
+        help="globs on notebook names ('02_*') or run ids ('06_*.cifar10_*'), comma-separated",
     )
     r.add_argument("--outputs", default="outputs", help="output folder (default: outputs)")
     r.add_argument("--notebooks", default="notebooks")
