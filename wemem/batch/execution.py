@@ -171,9 +171,9 @@ def _slot_env(executor: str) -> dict[str, str]:
     (:mod:`wemem.experiment.slots`): one per worker a pool starts."""
     if executor != "pool":
         return {}
-    from wemem.experiment import slots
+    from wemem.experiment import executor, slots
 
-    workers = os.environ.get("WEMEM_POOL_WORKERS") or str(os.cpu_count() or 1)
+    workers = str(executor.pool_workers())
     return {slots.ENV_DIR: str(slots.machine_folder()), slots.ENV_COUNT: workers}
 
 

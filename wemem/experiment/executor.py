@@ -186,6 +186,18 @@ def _run_pool(exp, requests: list[Request]) -> int:
 _POOL: dict[str, Any] = {}
 
 
+def pool_workers() -> int:
+    """The pool's worker count: ``WEMEM_POOL_WORKERS``, default the CPU count."""
+    raw = os.environ.get("WEMEM_POOL_WORKERS", "")
+    try:
+        workers = int(raw) if raw else (os.cpu_count() or 1)
+    except ValueError:
+        raise ParamsError(f"WEMEM_POOL_WORKERS = {raw!r}: expected an integer >= 1") from None
+    if workers < 1:
+        raise ParamsError(f"WEMEM_POOL_WORKERS = {raw!r}: expected an integer >= 1")
+    return workers
+
+
 def _pool():
     """The process pool of this process (started at the first use, reused): spawned workers (no
     fork of a process holding torch's threads), each with the ``local`` executor and one thread."""
@@ -193,13 +205,7 @@ def _pool():
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        raw = os.environ.get("WEMEM_POOL_WORKERS", "")
-        try:
-            workers = int(raw) if raw else (os.cpu_count() or 1)
-        except ValueError:
-            raise ParamsError(f"WEMEM_POOL_WORKERS = {raw!r}: expected an integer >= 1") from None
-        if workers < 1:
-            raise ParamsError(f"WEMEM_POOL_WORKERS = {raw!r}: expected an integer >= 1")
+        workers = pool_workers()
         ctx = multiprocessing.get_context("spawn")
         env = {k: v for k, v in os.environ.items() if k.startswith("WEMEM_")}
         _POOL["pool"] = ProcessPoolExecutor(
