@@ -258,6 +258,36 @@ def test_sensitivity_images_shape_seed_and_mode():
         sensitivity(cnn, x, np.arange(9), m=0)
 
 
+def test_sensitivity_at_positions_equals_the_whole_computation_there():
+    torch.manual_seed(0)
+    cnn = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5)
+    )
+    x = torch.randn(40, 3, 8, 8)
+    rows = np.random.default_rng(1).permutation(40)[:30]
+    everything = Recorder(cnn)
+    whole = sensitivity(everything, x, rows, m=3, seed=2, batch_size=8)
+    positions = np.array([0, 5, 6, 17, 29])  # in the 1st, 1st, 1st, 3rd and last batch
+    picked = Recorder(cnn)
+    part = sensitivity(picked, x, rows, m=3, seed=2, batch_size=8, positions=positions)
+    # only the picked inputs are forwarded: batches 1, 3 and 4 (the 2nd has none) ...
+    assert [len(b) for b in picked.seen] == [4 * 3, 4 * 1, 4 * 1]
+    # ... each clean and perturbed exactly as in the whole computation (the same noise) ...
+    full = torch.cat([b.view(4, -1, 3, 8, 8) for b in everything.seen], dim=1)
+    got = torch.cat([b.view(4, -1, 3, 8, 8) for b in picked.seen], dim=1)
+    assert torch.equal(got, full[:, positions])
+    # ... so the values are the whole computation's up to the forward pass's float rounding in
+    # another batch size (divided by eps = 1e-3: float32's 6e-8 on a probability becomes 6e-5)
+    torch.testing.assert_close(part, whole[positions], rtol=1e-3, atol=1e-4)
+    # another pick draws other noise for a row than the whole computation would give it elsewhere
+    shifted = sensitivity(cnn, x, rows[1:], m=3, seed=2, batch_size=8, positions=[4])
+    assert not torch.allclose(shifted[0], whole[5])
+    with pytest.raises(ParamsError, match="positions"):
+        sensitivity(cnn, x, rows, m=3, positions=[5, 0])
+    with pytest.raises(ParamsError, match="positions"):
+        sensitivity(cnn, x, rows, m=3, positions=[30])
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_sensitivity_is_full_fp32_and_attacks_run():

@@ -43,6 +43,22 @@ def test_evaluate_runs_metric_classifier_and_lira_on_cached_models(exp, monkeypa
     assert again.attack.tolist() == ["samia"]
 
 
+def test_sensitivity_of_picked_shadow_rows_is_the_whole_computations_there(exp):
+    st = adaptive.stage(exp, "dense")
+    whole = adaptive.add_sensitivity(exp, st)
+    rng = np.random.default_rng(0)
+    picks = {r: adaptive._picks(st.outputs[r], 20, rng) for r in st.roles[1:]}
+    part = adaptive.add_sensitivity(exp, st, picks=picks)
+    np.testing.assert_array_equal(part.victim.sens_in, whole.victim.sens_in)  # all of its rows
+    for role, (i_in, i_out) in picks.items():
+        got, want = part.outputs[role], whole.outputs[role]
+        assert len(got.rows_in) == len(i_in) == 20 and len(got.rows_out) == len(i_out) == 20
+        np.testing.assert_array_equal(got.rows_in, want.rows_in[i_in])
+        np.testing.assert_array_equal(got.probs_out, want.probs_out[i_out])
+        np.testing.assert_allclose(got.sens_in, want.sens_in[i_in], rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(got.sens_out, want.sens_out[i_out], rtol=1e-3, atol=1e-4)
+
+
 def test_memscore_leakage_bins_every_member(exp):
     frames = adaptive.evaluate_stages(exp, ["iterative"], ["conf", "lira"])
     rng = np.random.default_rng(0)

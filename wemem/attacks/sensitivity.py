@@ -36,6 +36,21 @@ def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
     return param.device if param is not None else fallback
 
 
+def _keep_mask(positions, n: int, device: torch.device) -> torch.Tensor:
+    """(n,) bool: the positions of ``rows`` to compute (all when ``positions`` is None)."""
+    keep = torch.ones(n, dtype=torch.bool, device=device)
+    if positions is None:
+        return keep
+    pos = torch.as_tensor(positions, dtype=torch.long, device=device)
+    if pos.numel() and (pos.min() < 0 or pos.max() >= n or (pos.diff() <= 0).any()):
+        raise ParamsError(
+            f"positions: allowed values are sorted, unique indices into rows (0..{n - 1})"
+        )
+    keep[:] = False
+    keep[pos] = True
+    return keep
+
+
 def _check(m: int, eps: float, batch_size: int) -> None:
     if isinstance(m, bool) or not isinstance(m, int) or m < 1:
         raise ParamsError(f"m: got {m!r}; allowed values are integers >= 1")
@@ -56,6 +71,7 @@ def sensitivity(
     seed: int = 0,
     batch_size: int = 512,
     return_probs: bool = False,
+    positions: torch.Tensor | np.ndarray | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Sensitivity of ``model``'s posterior on ``x[rows]`` (formula in the module docstring).
 
@@ -72,14 +88,19 @@ def sensitivity(
             ``batch_size`` and the order of ``rows``, and nothing else (global RNG untouched).
         batch_size: clean inputs per forward pass (memory scales with ``(m + 1)·batch_size``).
         return_probs: also return the clean float32 posteriors.
+        positions: only these (sorted, unique) positions of ``rows``, with the noise they get
+            when all of ``rows`` are computed: the noise of every batch is still drawn, only the
+            selected inputs are forwarded (in eval mode a row's output does not depend on the
+            rest of its batch, so the values equal the full computation's at those positions).
 
     Returns:
-        ``sens``: ``(n, C)`` float32 tensor on the model's device, ≥ 0; with ``return_probs``,
-        ``(probs, sens)`` where ``probs`` is ``(n, C)`` float32.
+        ``sens``: ``(n, C)`` float32 tensor on the model's device, ≥ 0 (n: ``len(positions)``
+        when given); with ``return_probs``, ``(probs, sens)`` where ``probs`` is ``(n, C)`` float32.
     """
     _check(m, eps, batch_size)
     device = _model_device(model, x.device)
     rows = torch.as_tensor(rows, dtype=torch.long, device=x.device)
+    keep = _keep_mask(positions, len(rows), x.device)
     generator = torch.Generator(device=device)
     generator.manual_seed(int(seed))
     was_training = model.training
@@ -87,10 +108,15 @@ def sensitivity(
     sens_parts, prob_parts = [], []
     try:
         with fp32_outputs(device):
-            for chunk in rows.split(batch_size):
+            for chunk, kept in zip(rows.split(batch_size), keep.split(batch_size), strict=True):
+                shape = (m, len(chunk), *x.shape[1:])
+                u = torch.randn(shape, generator=generator, device=device)  # every row's noise
+                if not kept.all():
+                    chunk, u = chunk[kept], u[:, kept.to(device)]
+                if len(chunk) == 0:
+                    continue
                 xb = to_device(x[chunk], device).float()
                 b = xb.shape[0]
-                u = torch.randn((m, *xb.shape), generator=generator, device=device)
                 batch = torch.cat([xb.unsqueeze(0), xb.unsqueeze(0) + eps * u])
                 logits = model(batch.reshape((m + 1) * b, *xb.shape[1:]))
                 p = torch.softmax(logits.float(), dim=1).reshape(m + 1, b, -1)

@@ -95,39 +95,64 @@ def _state_digest(model: nn.Module) -> str:
 
 
 def add_sensitivity(
-    exp: Experiment, st: Stage, *, m: int = 10, eps: float = 1e-3, seed: int = 0
+    exp: Experiment,
+    st: Stage,
+    *,
+    m: int = 10,
+    eps: float = 1e-3,
+    seed: int = 0,
+    picks: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> Stage:
-    """Attach ``sens_in``/``sens_out`` (spec §6.2) to every role's outputs, cached per model."""
+    """Attach ``sens_in``/``sens_out`` (spec §6.2) to every role's outputs, cached per model.
+
+    ``picks``: for some roles, the (member, non-member) positions to keep (:func:`_picks`):
+    those roles' outputs are cut to them and only there is the sensitivity computed, with the
+    whole computation's noise (:func:`wemem.attacks.sensitivity.sensitivity`'s ``positions``):
+    classifier attacks that train on ``attack_train_max`` shadow rows need no more."""
     from wemem.attacks.sensitivity import sensitivity
 
     outputs = {}
     for i, role in enumerate(st.roles):
         out, model = st.outputs[role], st.models[role]
+        pick = (picks or {}).get(role)
+        positions = None if pick is None else np.concatenate([pick[0], len(out.rows_in) + pick[1]])
         spec = sensitivity_spec(
             model=_state_digest(model),
-            rows_in=hashlib.sha256(np.asarray(out.rows_in).tobytes()).hexdigest(),
-            rows_out=hashlib.sha256(np.asarray(out.rows_out).tobytes()).hexdigest(),
+            rows_in=_digest(out.rows_in),
+            rows_out=_digest(out.rows_out),
             m=m,
             eps=eps,
             seed=seed + i,
+            picked=None if positions is None else _digest(positions.astype(np.int64)),
         )
+        n_in = len(out.rows_in) if pick is None else len(pick[0])
 
-        def compute(out=out, model=model, i=i) -> dict:
+        def compute(out=out, model=model, i=i, positions=positions, n_in=n_in) -> dict:
             rows = np.concatenate([out.rows_in, out.rows_out])
-            sens = sensitivity(model, exp.pool.x, rows, m=m, eps=eps, seed=seed + i)
+            sens = sensitivity(
+                model, exp.pool.x, rows, m=m, eps=eps, seed=seed + i, positions=positions
+            )
             sens = sens.cpu().numpy()
-            return {"in": sens[: len(out.rows_in)], "out": sens[len(out.rows_in) :]}
+            return {"in": sens[:n_in], "out": sens[n_in:]}
 
         entry, _ = exp.cache.get_or_compute("sensitivity", spec, compute)
+        out = out if pick is None else _take(out, *pick)
         outputs[role] = replace(out, sens_in=entry["in"], sens_out=entry["out"])
     return Stage(st.name, st.roles, outputs, st.models, st.summary)
 
 
-def _subsample(out: ModelOutputs, k: int, rng: np.random.Generator) -> ModelOutputs:
-    """At most ``k`` members and ``k`` non-members of one model (for attack-model training)."""
-    i_in = np.sort(rng.permutation(len(out.rows_in))[:k])
-    i_out = np.sort(rng.permutation(len(out.rows_out))[:k])
-    o = replace(
+def _digest(array: np.ndarray) -> str:
+    return hashlib.sha256(np.asarray(array).tobytes()).hexdigest()
+
+
+def _picks(out: ModelOutputs, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``k`` member and ``k`` non-member positions of one model, sorted."""
+    return tuple(np.sort(rng.permutation(len(rows))[:k]) for rows in (out.rows_in, out.rows_out))
+
+
+def _take(out: ModelOutputs, i_in: np.ndarray, i_out: np.ndarray) -> ModelOutputs:
+    """One model's outputs at the member positions ``i_in`` and non-member positions ``i_out``."""
+    return replace(
         out,
         probs_in=out.probs_in[i_in],
         labels_in=out.labels_in[i_in],
@@ -140,7 +165,6 @@ def _subsample(out: ModelOutputs, k: int, rng: np.random.Generator) -> ModelOutp
         sens_in=None if out.sens_in is None else out.sens_in[i_in],
         sens_out=None if out.sens_out is None else out.sens_out[i_out],
     )
-    return o
 
 
 @dataclass(eq=False)
@@ -211,8 +235,6 @@ def submit_evaluation(
     to the executor (one task per attack model, each seeded on its own, so the numbers are those
     of ``local``), the other attacks run here meanwhile; ``.table()`` collects."""
     names = list(names)
-    if any(n in SENSITIVITY_ATTACKS for n in names):
-        st = add_sensitivity(exp, st, seed=seed)
     cheap = [n for n in names if n not in CLASSIFIER_ATTACKS]
     costly = [n for n in names if n in CLASSIFIER_ATTACKS]
     classifier = None
@@ -255,11 +277,17 @@ def _submit_classifiers(
     """The classifier attacks' tables (see :func:`evaluate`): each attack model is read from the
     cache (:func:`~wemem.experiment.attack_cache.attack_spec`: the same inputs, seed and recipe were scored before, e.g. Base or a
     grid setting in another notebook) or trained by one task (``local``: here, now)."""
-    shadows = st.shadows
+    picks = None
     if attack_train_max:
         rng = np.random.default_rng(seed)
-        per = max(1, attack_train_max // len(shadows))
-        shadows = [_subsample(s, per, rng) for s in shadows]
+        per = max(1, attack_train_max // len(st.shadows))
+        picks = {r: _picks(st.outputs[r], per, rng) for r in st.roles[1:]}
+    if any(n in SENSITIVITY_ATTACKS for n in costly):  # only the rows the attacks train on
+        st = add_sensitivity(exp, st, seed=seed, picks=picks)
+    elif picks:
+        outputs = {r: _take(st.outputs[r], *picks[r]) for r in st.roles[1:]}
+        st = replace(st, outputs={"victim": st.victim, **outputs})
+    shadows = st.shadows
     cached, todo = {}, []
     for name in costly:
         epochs = (epochs_by_attack or {}).get(name, attack_epochs)

@@ -223,12 +223,21 @@ def pruned_spec(
 
 
 def sensitivity_spec(
-    *, model: str, rows_in: str, rows_out: str, m: int, eps: float, seed: int
+    *,
+    model: str,
+    rows_in: str,
+    rows_out: str,
+    m: int,
+    eps: float,
+    seed: int,
+    picked: str | None = None,
 ) -> dict:
     """Key spec of a model's posterior sensitivity (:func:`wemem.experiment.adaptive.add_sensitivity`):
     the digests of the model's weights and of its member and non-member rows, ``m`` perturbed
-    copies at scale ``eps``, the ``seed`` of the perturbations."""
-    return {
+    copies at scale ``eps``, the ``seed`` of the perturbations; ``picked``, the digest of the
+    positions computed when not all of them are (absent otherwise: the keys of whole
+    computations are those they always had)."""
+    spec = {
         "model": model,
         "rows_in": rows_in,
         "rows_out": rows_out,
@@ -236,3 +245,4 @@ def sensitivity_spec(
         "eps": eps,
         "seed": seed,
     }
+    return spec if picked is None else {**spec, "picked": picked}

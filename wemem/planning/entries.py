@@ -48,7 +48,7 @@ DATA_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
         ("defense_spec", "tau"),
     ),
     "memscores": (("pool",),),
-    "sensitivity": (("model",), ("rows_in",), ("rows_out",)),
+    "sensitivity": (("model",), ("rows_in",), ("rows_out",), ("picked",)),
 }
 
 _KEYS = Cache(".")  # only its key function: a digest of kind, version, format and spec
@@ -187,8 +187,9 @@ def pruned_entry(
     return entry("pruned", spec)
 
 
-def sensitivity_entry(model: Entry, role: str, role_index: int) -> Entry:
-    """The posterior sensitivity of ``model`` on ``role``'s members and non-members."""
+def sensitivity_entry(model: Entry, role: str, role_index: int, *, picked: bool = False) -> Entry:
+    """The posterior sensitivity of ``model`` on ``role``'s members and non-members (``picked``:
+    only on the rows a classifier attack trains on, a shadow's under ``attack_train_max``)."""
     spec = keys.sensitivity_spec(
         model=f"<weights of {model.kind} {model.key}>",
         rows_in=f"<member rows of {role}>",
@@ -196,6 +197,7 @@ def sensitivity_entry(model: Entry, role: str, role_index: int) -> Entry:
         m=SENSITIVITY_M,
         eps=SENSITIVITY_EPS,
         seed=EVAL_SEED + role_index,
+        picked=f"<attack rows of {role}>" if picked else None,
     )
     return entry("sensitivity", spec)
 

@@ -299,10 +299,12 @@ def attack_jobs(
     n = _attack_rows(c, roles, train_max)
     jobs = []
     if any(a in SENSITIVITY_ATTACKS for a in names):
+        # the victim's every row; a shadow's only the rows its attack models train on
         sens = tuple(
-            E.sensitivity_entry(e, r, i)
+            E.sensitivity_entry(e, r, i, picked=bool(train_max) and i > 0)
             for i, (e, r) in enumerate(zip(models.entries, roles, strict=True))
         )
+        rows = m_v + t_v + n
         jobs.append(
             _model_job(
                 c,
@@ -310,7 +312,7 @@ def attack_jobs(
                 len(roles),
                 samples=0,
                 epochs=0,
-                eval_samples=SENSITIVITY_PASSES * (m_v + t_v),
+                eval_samples=round(SENSITIVITY_PASSES * rows / len(roles)),
                 cache_keys=tuple(e.key for e in sens),
                 entries=sens,
             )
