@@ -6,7 +6,7 @@ Usage (from the repository root):
                                    [--early-stopping-from CACHE_DIR]
                                    [--notebook-overhead-from outputs/reproduce-cpu.json]
 
-Every family is timed at two probes, both through the code that trains it in the notebooks
+Every family is timed at two probes (three for the CNNs), all through the code that trains it in the notebooks
 (classifiers: `wemem.training.loop.fit`, Adam, batches gathered from one on-device tensor, bf16 autocast
 and channels_last on CUDA; attack models: `wemem.attacks.classifier.train_attack_model`, SGD). The
 small probe is the overhead-bound end (the `tiny` profile's width-1/8 ResNet on 8x8 digits, the
@@ -17,7 +17,9 @@ epoch is a warm-up and the fastest later epoch counts (the epoch time
 `history[i]["seconds"]`, with a 2-row dev set: the dev pass adds ~nothing but waits for the
 epoch's CUDA kernels). Per step t = o + F / R, with F the step's training FLOPs (3 x forward,
 `wemem.planning.costing.train_flops_per_sample`), so the two probes give the fixed seconds per step o and
-the achieved FLOP/s R.
+the achieved FLOP/s R. The CNNs have a third probe between them, the smoke scale's geometry (width
+1/16 on 3x32x32): on a CPU it costs several times what that line predicts, so their entries also
+get a `step_curve` through all three probes, which the cost model uses instead of the line.
 
 Prints the probes and the fitted (R, o) per family; with --write, stores them in
 params/calibration.yaml under --device-class (default: cpu-<cores>core, or gpu-<device name>).
@@ -52,15 +54,24 @@ from wemem.training.loop import TrainConfig, fit, set_threads
 
 SCRIPT = "benchmarks/calibrate.py"
 
-# family -> (small probe, large probe); a probe = (arch, width, input shape, classes, batch size)
+# family -> (small probe, [narrow probe,] large probe); a probe = (arch, width, input shape,
+# classes, batch size). The CNNs' narrow probe is the smoke scale's geometry (params/smoke.yaml's
+# width on 3x32x32): it sits far above the line through the other two, so the CNNs get a
+# step_curve through all three (wemem.planning.costing.step_seconds).
 PROBES = {
     "fc": (("fc", 1.0, (600,), 50, 128), ("fc", 1.0, (6169,), 100, 128)),
-    "resnet18": (("resnet18", 0.125, (1, 8, 8), 10, 128), ("resnet18", 1.0, (3, 32, 32), 10, 128)),
-    "vgg16": (("vgg16bn", 0.125, (1, 8, 8), 10, 128), ("vgg16bn", 1.0, (3, 32, 32), 10, 128)),
-    "densenet121": (
-        ("densenet121", 0.125, (1, 8, 8), 10, 128),
-        ("densenet121", 1.0, (3, 32, 32), 10, 128),
-    ),
+    **{
+        family: (
+            (arch, 0.125, (1, 8, 8), 10, 128),
+            (arch, 0.0625, (3, 32, 32), 10, 128),
+            (arch, 1.0, (3, 32, 32), 10, 128),
+        )
+        for family, arch in (
+            ("resnet18", "resnet18"),
+            ("vgg16", "vgg16bn"),
+            ("densenet121", "densenet121"),
+        )
+    },
     "attack_mlp": (("attack_mlp", 1.0, (3,), 2, 128), ("attack_mlp", 1.0, (300,), 2, 1024)),
     "samia": (("samia", 1.0, (6,), 2, 128), ("samia", 1.0, (60,), 20, 128)),
 }
@@ -120,7 +131,8 @@ def time_attack(probe: tuple, device: torch.device, *, steps: int, epochs: int) 
 
 
 def fit_family(family: str, device: torch.device, *, steps: int, epochs: int, repeats: int) -> dict:
-    """Time both probes of a family and solve t = o + F / R for (o, R)."""
+    """Time a family's probes and solve t = o + F / R for (o, R) through the smallest and the
+    largest; with three probes, also the step curve through all (``[GFLOP, ms]`` per step)."""
     points = []
     for probe in PROBES[family]:
         arch, width, shape, classes, batch = probe
@@ -132,12 +144,17 @@ def fit_family(family: str, device: torch.device, *, steps: int, epochs: int, re
         runs = 1 if big_cnn or timer is time_attack else repeats  # time_attack takes a min itself
         seconds = min(timer(probe, device, steps=n_steps, epochs=epochs) for _ in range(runs))
         points.append((flops, seconds, probe))
-    (f1, t1, _), (f2, t2, _) = points
+    (f1, t1, _), (f2, t2, _) = points[0], points[-1]
     rate = (f2 - f1) / (t2 - t1) if t2 > t1 else f2 / t2
     overhead = max(0.0, t1 - f1 / rate)
     if overhead == 0.0:
         rate = f2 / t2
-    return {"flops_per_s": rate, "step_overhead_s": overhead, "points": points}
+    fit = {"flops_per_s": rate, "step_overhead_s": overhead, "points": points}
+    if len(points) > 2:
+        fit["step_curve"] = [
+            [float(f"{f / 1e9:.4g}"), float(f"{t * 1e3:.4g}")] for f, t, _ in sorted(points)
+        ]
+    return fit
 
 
 def default_class(device: torch.device) -> str:
@@ -261,6 +278,7 @@ def main() -> None:
             "measured_on": where,
             "benchmark": f"{SCRIPT} --threads {args.threads} --steps {steps}",
             "probes": probes,
+            **({"step_curve": r["step_curve"]} if "step_curve" in r else {}),
         }
     print(
         f"\n{'family':<12} {'GFLOP/s':>9} {'overhead ms/step':>17}   ({time.perf_counter() - t0:.0f} s)"

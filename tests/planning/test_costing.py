@@ -118,6 +118,55 @@ def test_job_seconds_is_the_two_term_roofline():
         costing.job_seconds(j, "gpu", calibration=cal)
 
 
+CURVE = [[1.0, 10.0], [2.0, 50.0], [10.0, 90.0]]  # GFLOP per step, ms per step
+
+
+@pytest.mark.parametrize(
+    ("gflop", "ms"),
+    [(0.1, 10.0), (1.0, 10.0), (1.5, 30.0), (2.0, 50.0), (6.0, 70.0), (10.0, 90.0), (14.0, 110.0)],
+)
+def test_step_curve_interpolates_its_probes(gflop, ms):
+    # exact at the probes, linear between, the last segment extended above, the smallest probe's
+    # time below (a step never costs less than the smallest probe's fixed cost)
+    assert costing.step_seconds(CURVE, gflop * 1e9) == pytest.approx(ms / 1e3)
+    assert costing.step_seconds(list(reversed(CURVE)), gflop * 1e9) == pytest.approx(ms / 1e3)
+
+
+def test_step_curve_needs_two_points():
+    with pytest.raises(ValueError, match="step_curve: got .*two or more points"):
+        costing.step_seconds([[1.0, 10.0]], 1e9)
+
+
+def test_job_seconds_follows_the_step_curve_where_one_is_measured():
+    shape, classes = (3, 32, 32), 10
+    fwd = costing.forward_flops_per_sample("densenet121", 0.0625, shape, classes)
+    g = 3 * fwd * 128 / 1e9  # GFLOP of one training step of 128 rows
+    curve = [[g / 2, 10.0], [g, 50.0], [2 * g, 90.0]]
+    fam = {"flops_per_s": 1e12, "step_overhead_s": 0.0, "step_curve": curve}
+    cal = {"device_classes": {"toy": {"families": {"densenet121": fam}}}}
+    # 2 models x 3 epochs x 2 full batches of 128: 12 steps at the middle probe's 50 ms
+    j = Job("t", "densenet121", 0.0625, shape, classes, 2, samples=256, epochs=3)
+    assert costing.job_seconds(j, "toy", calibration=cal) == pytest.approx(12 * 0.050)
+    # forward-only rows: a third of a training step of the same rows, per batch of 128
+    e = Job("e", "densenet121", 0.0625, shape, classes, 2, samples=0, epochs=0, eval_samples=640)
+    assert costing.job_seconds(e, "toy", calibration=cal) == pytest.approx(10 * 0.050 / 3)
+    # without a curve: the two-term line
+    line = {"densenet121": {"flops_per_s": 1e12, "step_overhead_s": 0.0}}
+    cal_line = {"device_classes": {"toy": {"families": line}}}
+    assert costing.job_seconds(e, "toy", calibration=cal_line) == pytest.approx(
+        2 * 640 * fwd / 1e12
+    )
+
+
+def test_cpu_calibration_has_a_step_curve_for_every_cnn():
+    cal = costing.load_calibration()
+    for family in ("resnet18", "vgg16", "densenet121"):
+        curve = cal["device_classes"]["cpu-2core"]["families"][family]["step_curve"]
+        assert len(curve) == 3, family
+        gflops, ms = zip(*sorted(curve), strict=True)
+        assert all(b > a for a, b in zip(ms, ms[1:], strict=False)), (family, curve)
+
+
 def test_paper_estimates_are_positive_for_every_run_and_device_class():
     table = costing.estimate_table("paper", notebooks_dir=NOTEBOOKS, params_dir=PARAMS)
     classes = costing.device_classes()

@@ -9,7 +9,9 @@ with o_f the fixed seconds per optimizer step and R_f the achieved FLOP/s of the
 S the sample-epochs, E the forward-only samples, F the FLOPs per sample (training = 3 × forward,
 counted by ``torch.utils.flop_counter.FlopCounterMode`` on the model ``wemem`` builds) and c the
 job's cost factor (DP-SGD, ADV). Small models are overhead-bound (o_f dominates), large CNNs
-compute-bound (R_f dominates). Epoch counts are upper bounds (early stopping cuts them);
+compute-bound (R_f dominates). A family with a measured ``step_curve`` (the CPU's CNNs: a third
+probe at the smoke scale's geometry) replaces the line by the curve through its probes
+(:func:`step_seconds`): narrow CNNs on 32x32 inputs cost far more per FLOP there. Epoch counts are upper bounds (early stopping cuts them);
 ``expected=True`` scales early-stopped epochs by the fractions measured on the ``cpu`` profile's
 cache (``early_stopping`` in the calibration). Each run also pays the notebook overhead (kernel,
 imports, figures, HTML export).
@@ -47,6 +49,7 @@ __all__ = [
     "load_calibration",
     "new_shares",
     "plan_run",
+    "step_seconds",
     "train_flops_per_sample",
 ]
 
@@ -220,8 +223,40 @@ def job_seconds(
         scale = float(cal["early_stopping"][job.early_stopping]["fraction"])
     train, fwd = _flops(job)
     steps = job.steps / (job.n_models if job.vectorized and dev.get("shared_step_overhead") else 1)
+    if fam.get("step_curve"):
+        # measured seconds per step at the step's FLOPs; forward-only rows in batches of the
+        # job's size at a third of a training step of the same rows (forward = 1/3 of training)
+        curve = fam["step_curve"]
+        trains = steps * step_seconds(curve, train / steps) if steps else 0.0
+        rows = job.n_models * job.eval_samples
+        batch = 3.0 * fwd / rows * job.batch_size if rows else 0.0  # a training step's FLOPs
+        evals = rows / job.batch_size * step_seconds(curve, batch) / 3.0 if rows else 0.0
+        return scale * (trains + evals)
     compute = (train + fwd) / float(fam["flops_per_s"])
     return scale * (steps * float(fam["step_overhead_s"]) + compute)
+
+
+def step_seconds(curve: list[list[float]], flops: float) -> float:
+    """Seconds of one training step of ``flops`` FLOPs on a measured ``step_curve``: points
+    ``[GFLOP per step, ms per step]`` (``benchmarks/calibrate.py``'s probes, at least two),
+    interpolated linearly between them and extended along the last segment above them; below the
+    smallest probe the step costs what that probe's did (there the fixed cost per step rules).
+
+    Why a curve and not one straight line ``o + F / R``: on the CPU a narrow CNN on 32x32 inputs
+    (the smoke scale's width 1/16) takes several times what the line through a narrow probe on 8x8
+    and a full-width probe on 32x32 predicts: per-operation and memory costs that do not scale
+    with FLOPs. A probe at that geometry puts it on the curve.
+    """
+    points = sorted((float(g) * 1e9, float(ms) / 1e3) for g, ms in curve)
+    if len(points) < 2:
+        raise ParamsError(f"step_curve: got {curve!r}; allowed values are two or more points")
+    g = flops
+    if g <= points[0][0]:
+        return points[0][1]
+    for (g0, t0), (g1, t1) in zip(points, points[1:], strict=False):
+        if g <= g1 or (g1, t1) == points[-1]:
+            return t0 + (t1 - t0) * (g - g0) / (g1 - g0)
+    raise AssertionError("unreachable")
 
 
 def new_shares(jobs: list[Job], cached: Iterable[str] = ()) -> list[float]:
