@@ -11,10 +11,10 @@ counted by ``torch.utils.flop_counter.FlopCounterMode`` on the model ``wemem`` b
 job's cost factor (DP-SGD, ADV). Small models are overhead-bound (o_f dominates), large CNNs
 compute-bound (R_f dominates). A family with a measured ``step_curve`` (the CPU's CNNs: a third
 probe at the smoke scale's geometry) replaces the line by the curve through its probes
-(:func:`step_seconds`): narrow CNNs on 32x32 inputs cost far more per FLOP there. Epoch counts are upper bounds (early stopping cuts them);
-``expected=True`` scales early-stopped epochs by the fractions measured on the ``cpu`` profile's
-cache (``early_stopping`` in the calibration). Each run also pays the notebook overhead (kernel,
-imports, figures, HTML export).
+(:func:`step_seconds`): narrow CNNs on 32x32 inputs cost far more per FLOP there. Epoch counts
+are upper bounds (early stopping cuts them); ``expected=True`` scales early-stopped epochs by the
+fractions measured on the ``cpu`` profile's cache (``early_stopping`` in the calibration). Each
+run also pays the notebook overhead (kernel, imports, figures, HTML export).
 
 A batch (one profile) shares the model cache: :func:`estimate_runs` counts every cached model once,
 in run order, assuming an empty cache at the start.
