@@ -51,6 +51,12 @@ FILE_MODE = 0o666 & ~_current_umask()
 _CHUNK = 1 << 20
 
 
+def machine_locks() -> Path:
+    """The folder of this machine's lock files (batches' outputs locks, the pools' core slots):
+    in the system's temp folder, shared by every process on the machine."""
+    return Path(tempfile.gettempdir()) / "wemem-locks"
+
+
 @contextlib.contextmanager
 def file_lock(path: str | os.PathLike, *, what: str = "") -> Iterator[None]:
     """Hold an exclusive advisory ``flock`` on ``path`` (created with its folder) inside the block;

@@ -18,11 +18,11 @@ import datetime as dt
 import hashlib
 import logging
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from wemem.errors import WememError
+from wemem.io import machine_locks
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ CACHE_LOCK = Path(".locks") / "batches.lock"
 def outputs_lock(outputs_root: Path) -> Path:
     """The lock file of an outputs folder (one per resolved path on this machine)."""
     key = hashlib.sha256(str(Path(outputs_root).resolve()).encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / "wemem-locks" / f"outputs-{key}.lock"
+    return machine_locks() / f"outputs-{key}.lock"
 
 
 def _flock(f, mode: int, *, wait: bool) -> bool:

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from wemem.errors import ParamsError
+from wemem.io import machine_locks
 
 __all__ = ["ENV_COUNT", "ENV_DIR", "held", "machine_folder"]
 
@@ -33,8 +33,8 @@ POLL_S = 0.02
 
 
 def machine_folder() -> Path:
-    """The slots of this machine (every batch on it shares them): in the system's temp folder."""
-    return Path(tempfile.gettempdir()) / "wemem-locks" / "slots"
+    """The slots of this machine (every batch on it shares them), beside its other locks."""
+    return machine_locks() / "slots"
 
 
 def _count() -> int:
@@ -53,10 +53,13 @@ def held() -> Iterator[int | None]:
     """Hold one core slot for the duration of the block (waiting for a free one); yields its
     number, or ``None`` when no slots are configured."""
     folder = os.environ.get(ENV_DIR, "")
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): no slots, as the other locks
+        folder = ""
     if not folder:
         yield None
         return
-    import fcntl
 
     n = _count()
     Path(folder).mkdir(parents=True, exist_ok=True)
